@@ -1,0 +1,351 @@
+//! Guest chat endpoints: `/v1/guest/sessions` and `/v1/guest/chat/{guest_id}` (plus the seeds'
+//! `/chat/{guest_id}` aliases, hidden from the spec).
+
+use chrono::{DateTime, FixedOffset, Utc};
+use poem::{Request, web::Data};
+use poem_openapi::{
+    ApiResponse, Enum, Object, OpenApi,
+    param::{Header, Path},
+    payload::Json,
+};
+use uuid::Uuid;
+
+use super::{
+    ApiTags,
+    error::ApiResult,
+    types::StrictString,
+};
+use crate::{
+    hot::CachedMessage,
+    service::{
+        ServiceError,
+        guest::{Appended, GuestHistory, NewMessage, Source},
+    },
+    state::AppState,
+};
+
+/// Who wrote a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[oai(rename_all = "lowercase")]
+pub enum Role {
+    User,
+    Assistant,
+    System,
+}
+
+/// How a message's content is to be read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[oai(rename_all = "lowercase")]
+pub enum ContentType {
+    Text,
+    Markdown,
+    Json,
+}
+
+/// A message to store.
+#[derive(Debug, Object)]
+pub struct NewGuestMessage {
+    pub role: Role,
+    /// The message text, stored and returned byte-for-byte. Not empty, no U+0000, at most
+    /// `limits.max_message_bytes` bytes of UTF-8.
+    pub content: StrictString,
+    /// When the client says the message was written (RFC 3339). A retry with the same role,
+    /// content and timestamp is recognised and not stored twice.
+    pub timestamp: Option<DateTime<FixedOffset>>,
+    /// Token count of the message, if known.
+    pub tokens: Option<i32>,
+    /// `text` (default), `markdown` or `json`.
+    pub content_type: Option<ContentType>,
+}
+
+/// Where a stored message landed.
+#[derive(Debug, Object)]
+pub struct MessageAck {
+    pub message_id: Uuid,
+    pub conversation_id: Uuid,
+    /// 1-based position in the guest's conversation.
+    pub sequence: i64,
+    /// True when this request repeated a stored message; the original is returned.
+    pub duplicate: bool,
+    /// Present only on the write that claimed a client-chosen guest id: keep it, every later
+    /// request for this guest needs it.
+    #[oai(skip_serializing_if_is_none)]
+    pub guest_token: Option<String>,
+}
+
+#[derive(Debug, ApiResponse)]
+pub enum AppendResponse {
+    /// Stored as a new message.
+    #[oai(status = 201)]
+    Created(
+        Json<MessageAck>,
+        /// The guest token, on the write that claimed the guest id.
+        #[oai(header = "X-Guest-Token")]
+        Option<String>,
+    ),
+    /// A retry of a message already stored; nothing was stored twice.
+    #[oai(status = 200)]
+    Duplicate(Json<MessageAck>),
+}
+
+/// One stored guest message.
+#[derive(Debug, Object)]
+pub struct GuestMessage {
+    pub id: Uuid,
+    pub role: String,
+    pub content: String,
+    /// The client's timestamp, or the time the server stored the message when none was sent.
+    pub timestamp: String,
+    pub sequence: i64,
+    pub content_type: String,
+    #[oai(skip_serializing_if_is_none)]
+    pub tokens: Option<i32>,
+    pub created_at: String,
+}
+
+impl From<CachedMessage> for GuestMessage {
+    fn from(m: CachedMessage) -> Self {
+        Self {
+            id: m.id,
+            role: m.role,
+            content: m.content,
+            timestamp: m.timestamp,
+            sequence: m.sequence,
+            content_type: m.content_type,
+            tokens: m.tokens,
+            created_at: m.created_at,
+        }
+    }
+}
+
+/// Which layer answered a read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[oai(rename_all = "lowercase")]
+pub enum ReadSource {
+    L1,
+    L2,
+}
+
+/// A guest's conversation, in sequence order.
+#[derive(Debug, Object)]
+pub struct GuestConversation {
+    pub guest_id: String,
+    pub conversation_id: Uuid,
+    pub messages: Vec<GuestMessage>,
+    /// `l1` (hot cache) or `l2` (SQL cache tables).
+    pub source: ReadSource,
+    /// Set when the guest has been migrated into an account conversation (read-only now).
+    #[oai(skip_serializing_if_is_none)]
+    pub migrated_to_conversation_id: Option<Uuid>,
+}
+
+impl GuestConversation {
+    fn new(guest_id: String, h: GuestHistory) -> Self {
+        Self {
+            guest_id,
+            conversation_id: h.conversation_id,
+            messages: h.messages.into_iter().map(GuestMessage::from).collect(),
+            source: match h.source {
+                Source::L1 => ReadSource::L1,
+                Source::L2 => ReadSource::L2,
+            },
+            migrated_to_conversation_id: h.migrated_to,
+        }
+    }
+}
+
+/// A new guest with a server-chosen id.
+#[derive(Debug, Object)]
+pub struct GuestSession {
+    pub guest_id: String,
+    /// Send as `Authorization: Bearer <token>` or `X-Guest-Token: <token>`.
+    pub guest_token: String,
+    /// When the guest's data expires if it writes nothing more (each write extends it).
+    pub expires_at: DateTime<Utc>,
+}
+
+#[derive(Debug, ApiResponse)]
+pub enum SessionResponse {
+    /// The guest was created.
+    #[oai(status = 201)]
+    Created(Json<GuestSession>),
+}
+
+#[derive(Debug, ApiResponse)]
+pub enum DeletedResponse {
+    /// The guest and all its messages were erased from every layer.
+    #[oai(status = 204)]
+    Deleted,
+}
+
+/// The guest token from `X-Guest-Token`, else from `Authorization: Bearer`.
+pub(crate) fn guest_token<'a>(req: &'a Request, header: &'a Header<Option<String>>) -> Option<&'a str> {
+    header.0.as_deref().or_else(|| bearer(req))
+}
+
+/// The token of an `Authorization: Bearer <token>` header.
+pub(crate) fn bearer(req: &Request) -> Option<&str> {
+    let value = req.header("authorization")?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+pub struct GuestApi;
+
+#[OpenApi(tag = "ApiTags::Guest")]
+impl GuestApi {
+    /// Start a guest session
+    ///
+    /// Creates a guest with a server-chosen, unguessable id and returns its token. Rate-limited
+    /// per client address (`limits.guest_sessions_per_ip_per_hour`).
+    #[oai(path = "/v1/guest/sessions", method = "post", operation_id = "create_guest_session")]
+    async fn create_session(&self, state: Data<&AppState>, req: &Request) -> ApiResult<SessionResponse> {
+        if let Some(ip) = req.remote_addr().as_socket_addr().map(|a| a.ip()) {
+            state
+                .guest_session_limiter
+                .check(ip)
+                .map_err(|retry_after_secs| ServiceError::RateLimited { retry_after_secs })?;
+        }
+        let s = state.guests.create_session().await?;
+        Ok(SessionResponse::Created(Json(GuestSession {
+            guest_id: s.guest_id,
+            guest_token: s.guest_token,
+            expires_at: s.expires_at,
+        })))
+    }
+
+    /// Store a guest message
+    ///
+    /// Commits the message to SQL, then to the hot cache. The first write to an unclaimed
+    /// client-chosen id claims it and returns the guest token (body and `X-Guest-Token` header);
+    /// after that the token is required. A retry (same role, content and timestamp, or the same
+    /// `Idempotency-Key`) answers 200 with the original message.
+    #[oai(path = "/v1/guest/chat/:guest_id", method = "post", operation_id = "post_guest_message")]
+    async fn post_message(
+        &self,
+        state: Data<&AppState>,
+        req: &Request,
+        guest_id: Path<String>,
+        body: Json<NewGuestMessage>,
+        /// The guest token (alternative to `Authorization: Bearer`).
+        #[oai(name = "X-Guest-Token")]
+        x_guest_token: Header<Option<String>>,
+        /// Makes retries safe: a second write with the same key returns the first message.
+        #[oai(name = "Idempotency-Key")]
+        idempotency_key: Header<Option<String>>,
+    ) -> ApiResult<AppendResponse> {
+        let msg = new_message(body.0, idempotency_key.0);
+        let appended = state
+            .guests
+            .append(&guest_id, guest_token(req, &x_guest_token), msg)
+            .await?;
+        Ok(ack(appended))
+    }
+
+    /// Read a guest conversation
+    ///
+    /// All messages in sequence order, from the hot cache when it holds the full history,
+    /// otherwise from SQL. Needs the guest token.
+    #[oai(path = "/v1/guest/chat/:guest_id", method = "get", operation_id = "get_guest_conversation")]
+    async fn get_conversation(
+        &self,
+        state: Data<&AppState>,
+        req: &Request,
+        guest_id: Path<String>,
+        /// The guest token (alternative to `Authorization: Bearer`).
+        #[oai(name = "X-Guest-Token")]
+        x_guest_token: Header<Option<String>>,
+    ) -> ApiResult<Json<GuestConversation>> {
+        let history = state
+            .guests
+            .history(&guest_id, guest_token(req, &x_guest_token))
+            .await?;
+        Ok(Json(GuestConversation::new(guest_id.0, history)))
+    }
+
+    /// Erase a guest
+    ///
+    /// Deletes the guest's conversation, messages, ledger rows and counters from every layer.
+    /// A guest already migrated into an account answers 409.
+    #[oai(path = "/v1/guest/chat/:guest_id", method = "delete", operation_id = "delete_guest")]
+    async fn delete_guest(
+        &self,
+        state: Data<&AppState>,
+        req: &Request,
+        guest_id: Path<String>,
+        /// The guest token (alternative to `Authorization: Bearer`).
+        #[oai(name = "X-Guest-Token")]
+        x_guest_token: Header<Option<String>>,
+    ) -> ApiResult<DeletedResponse> {
+        state
+            .guests
+            .erase(&guest_id, guest_token(req, &x_guest_token))
+            .await?;
+        Ok(DeletedResponse::Deleted)
+    }
+
+    /// Seed alias of `POST /v1/guest/chat/{guest_id}`.
+    #[oai(path = "/chat/:guest_id", method = "post", hidden)]
+    async fn post_message_alias(
+        &self,
+        state: Data<&AppState>,
+        req: &Request,
+        guest_id: Path<String>,
+        body: Json<NewGuestMessage>,
+        #[oai(name = "X-Guest-Token")] x_guest_token: Header<Option<String>>,
+        #[oai(name = "Idempotency-Key")] idempotency_key: Header<Option<String>>,
+    ) -> ApiResult<AppendResponse> {
+        self.post_message(state, req, guest_id, body, x_guest_token, idempotency_key)
+            .await
+    }
+
+    /// Seed alias of `GET /v1/guest/chat/{guest_id}`.
+    #[oai(path = "/chat/:guest_id", method = "get", hidden)]
+    async fn get_conversation_alias(
+        &self,
+        state: Data<&AppState>,
+        req: &Request,
+        guest_id: Path<String>,
+        #[oai(name = "X-Guest-Token")] x_guest_token: Header<Option<String>>,
+    ) -> ApiResult<Json<GuestConversation>> {
+        self.get_conversation(state, req, guest_id, x_guest_token).await
+    }
+}
+
+fn new_message(body: NewGuestMessage, idempotency_key: Option<String>) -> NewMessage {
+    NewMessage {
+        role: match body.role {
+            Role::User => "user",
+            Role::Assistant => "assistant",
+            Role::System => "system",
+        }
+        .to_string(),
+        content: body.content.0,
+        timestamp: body.timestamp.map(|t| t.with_timezone(&Utc)),
+        tokens: body.tokens,
+        content_type: body.content_type.map(|c| {
+            match c {
+                ContentType::Text => "text",
+                ContentType::Markdown => "markdown",
+                ContentType::Json => "json",
+            }
+            .to_string()
+        }),
+        idempotency_key,
+    }
+}
+
+fn ack(a: Appended) -> AppendResponse {
+    let body = MessageAck {
+        message_id: a.message.id,
+        conversation_id: a.message.conversation_id,
+        sequence: a.message.sequence,
+        duplicate: a.duplicate,
+        guest_token: a.issued_token.clone(),
+    };
+    if a.duplicate {
+        AppendResponse::Duplicate(Json(body))
+    } else {
+        AppendResponse::Created(Json(body), a.issued_token)
+    }
+}

@@ -1,0 +1,72 @@
+//! Liveness and readiness: `/healthz` (the process answers) and `/readyz` (each layer's state).
+
+use poem::web::Data;
+use poem_openapi::{ApiResponse, Object, OpenApi, payload::Json};
+
+use super::ApiTags;
+use crate::state::AppState;
+
+#[derive(Debug, Object)]
+pub struct Health {
+    /// Always `ok` when the process answers.
+    pub status: String,
+}
+
+#[derive(Debug, Object)]
+pub struct Readiness {
+    /// `ready` when SQL answers, else `unavailable`.
+    pub status: String,
+    /// The SQL database: `up` or `down`.
+    pub sql: String,
+    /// `sqlite` or `postgres`.
+    pub sql_backend: String,
+    /// The hot cache: `up` or `down` (reads and writes still work from SQL while it is down).
+    pub l1: String,
+    /// `memory` or `redis`.
+    pub l1_backend: String,
+}
+
+#[derive(Debug, ApiResponse)]
+pub enum ReadyResponse {
+    /// SQL is reachable; the server can take writes.
+    #[oai(status = 200)]
+    Ready(Json<Readiness>),
+    /// SQL is unreachable: writes answer 503 until it returns.
+    #[oai(status = 503)]
+    NotReady(Json<Readiness>),
+}
+
+pub struct HealthApi;
+
+#[OpenApi(tag = "ApiTags::Operations")]
+impl HealthApi {
+    /// Liveness
+    #[oai(path = "/healthz", method = "get", operation_id = "get_health")]
+    async fn healthz(&self) -> Json<Health> {
+        Json(Health {
+            status: "ok".into(),
+        })
+    }
+
+    /// Readiness, with each layer's state
+    #[oai(path = "/readyz", method = "get", operation_id = "get_readiness")]
+    async fn readyz(&self, state: Data<&AppState>) -> ReadyResponse {
+        let sql_up = state.store.ping().await.is_ok();
+        let body = Readiness {
+            status: if sql_up { "ready" } else { "unavailable" }.into(),
+            sql: if sql_up { "up" } else { "down" }.into(),
+            sql_backend: match state.store.kind() {
+                crate::config::DatabaseKind::Sqlite => "sqlite",
+                crate::config::DatabaseKind::Postgres => "postgres",
+            }
+            .into(),
+            l1: state.hot.state().await.as_str().into(),
+            l1_backend: state.hot.backend().into(),
+        };
+        if sql_up {
+            ReadyResponse::Ready(Json(body))
+        } else {
+            ReadyResponse::NotReady(Json(body))
+        }
+    }
+}

@@ -1,0 +1,92 @@
+//! The command line: `serve` (default), `openapi`, `db up|status`, `--help`.
+
+use std::process::ExitCode;
+
+use crate::{api, config::Settings, startup};
+
+pub const USAGE: &str = "\
+genesis — chat-history server for LLM chat apps
+
+Usage: genesis [COMMAND]
+
+Commands:
+  serve        Apply migrations and serve HTTP (the default)
+  openapi      Print the OpenAPI spec (JSON) to stdout
+  db up        Apply pending database migrations
+  db status    List migrations and whether each is applied
+  help         Show this text (also -h, --help)
+
+Configuration: config/default.toml (built in) → the file in GENESIS_CONFIG →
+GENESIS__SECTION__KEY variables → DATABASE_URL, REDIS_URL, UPSTASH_REDIS_URL,
+REDIS_USE_LOCAL. See README.md.
+";
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum Command {
+    Serve,
+    OpenApi,
+    DbUp,
+    DbStatus,
+    Help,
+}
+
+/// Parses the arguments after the program name.
+pub fn parse(args: &[String]) -> Result<Command, String> {
+    let words: Vec<&str> = args.iter().map(String::as_str).collect();
+    match words.as_slice() {
+        [] | ["serve"] => Ok(Command::Serve),
+        ["openapi"] => Ok(Command::OpenApi),
+        ["db", "up"] => Ok(Command::DbUp),
+        ["db", "status"] => Ok(Command::DbStatus),
+        ["help"] | ["-h"] | ["--help"] => Ok(Command::Help),
+        _ => Err(format!("unknown command: {}", words.join(" "))),
+    }
+}
+
+/// Runs `command`; the exit code says whether it worked.
+pub async fn run(command: Command) -> ExitCode {
+    match command {
+        Command::Help => {
+            print!("{USAGE}");
+            ExitCode::SUCCESS
+        }
+        Command::OpenApi => {
+            println!("{}", api::spec_json());
+            ExitCode::SUCCESS
+        }
+        Command::Serve => report(async { startup::serve(Settings::load()?).await }.await),
+        Command::DbUp => report(
+            async {
+                let settings = Settings::load()?;
+                let store = startup::open_store(&settings).await?;
+                println!("migrations applied");
+                store.close().await;
+                Ok(())
+            }
+            .await,
+        ),
+        Command::DbStatus => report(
+            async {
+                let settings = Settings::load()?;
+                startup::ensure_data_dir(&settings)?;
+                let store = crate::store::Store::connect(&settings).await?;
+                for (name, applied) in store.migration_status().await? {
+                    println!("{} {name}", if applied { "applied" } else { "pending" });
+                }
+                store.close().await;
+                Ok(())
+            }
+            .await,
+        ),
+    }
+}
+
+fn report(result: Result<(), startup::StartupError>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("genesis: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}

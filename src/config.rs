@@ -1,0 +1,363 @@
+//! Settings: embedded `config/default.toml` → the file in `GENESIS_CONFIG` → `GENESIS__SECTION__KEY`
+//! environment variables → the seeds' `DATABASE_URL`, `REDIS_URL`, `UPSTASH_REDIS_URL` and
+//! `REDIS_USE_LOCAL`. Unknown keys and bad values are errors that name the key.
+
+use std::{fmt, net::SocketAddr, path::PathBuf};
+
+use config::{Config, Environment, File, FileFormat};
+use serde::Deserialize;
+
+/// The defaults, compiled into the binary so it runs with no files beside it.
+pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
+
+/// A configuration problem; the message names the key and, where it helps, its environment name.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: {0}")]
+pub struct ConfigError(pub String);
+
+/// A value that must never reach logs or `Debug` output.
+#[derive(Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.0.is_empty() { "\"\"" } else { "[redacted]" })
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    pub data_dir: PathBuf,
+    pub server: ServerSettings,
+    pub database: DatabaseSettings,
+    pub redis: RedisSettings,
+    pub l1: L1Settings,
+    pub admin: AdminSettings,
+    pub auth: AuthSettings,
+    pub limits: LimitSettings,
+    pub guest: GuestSettings,
+    pub metrics: MetricsSettings,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSettings {
+    pub bind: String,
+    pub shutdown_grace_secs: u64,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseSettings {
+    pub url: Secret,
+    pub max_connections: u32,
+    pub acquire_timeout_ms: u64,
+    pub busy_timeout_ms: u64,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedisSettings {
+    pub url: Secret,
+    pub use_local: bool,
+    pub key_prefix: String,
+    pub timeout_ms: u64,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct L1Settings {
+    pub ttl_secs: u64,
+    pub capacity_mb: u64,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminSettings {
+    pub token: Secret,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthSettings {
+    pub secret: Secret,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitSettings {
+    pub guest_sessions_per_ip_per_hour: u32,
+    pub max_message_bytes: usize,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GuestSettings {
+    pub retention_days: u32,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsSettings {
+    pub flush_interval_secs: u64,
+}
+
+/// Which database a URL names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DatabaseKind {
+    Sqlite,
+    Postgres,
+}
+
+impl Settings {
+    /// Loads the layered configuration from the process environment.
+    pub fn load() -> Result<Self, ConfigError> {
+        Self::load_from(|name| std::env::var(name).ok())
+    }
+
+    /// Loads the layered configuration, reading the seeds' variables and `GENESIS_CONFIG` through
+    /// `var` (the `GENESIS__…` variables always come from the process environment).
+    pub fn load_from(var: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let mut builder =
+            Config::builder().add_source(File::from_str(DEFAULT_TOML, FileFormat::Toml));
+        if let Some(path) = var("GENESIS_CONFIG").filter(|p| !p.is_empty()) {
+            if !std::path::Path::new(&path).is_file() {
+                return Err(ConfigError(format!(
+                    "GENESIS_CONFIG names {path}, which is not a readable file"
+                )));
+            }
+            builder = builder.add_source(File::new(&path, FileFormat::Toml).required(true));
+        }
+        builder = builder.add_source(
+            Environment::with_prefix("GENESIS")
+                .prefix_separator("__")
+                .separator("__")
+                .try_parsing(true),
+        );
+        let seeds = [
+            ("DATABASE_URL", "database.url"),
+            ("REDIS_URL", "redis.url"),
+            ("UPSTASH_REDIS_URL", "redis.url"),
+        ];
+        for (name, key) in seeds {
+            if let Some(value) = var(name).filter(|v| !v.is_empty()) {
+                builder = builder
+                    .set_override(key, value)
+                    .map_err(|e| ConfigError(format!("{name}: {e}")))?;
+            }
+        }
+        if let Some(value) = var("REDIS_USE_LOCAL").filter(|v| !v.is_empty()) {
+            let parsed = parse_bool(&value).ok_or_else(|| {
+                ConfigError(format!(
+                    "REDIS_USE_LOCAL must be true or false, got {value:?}"
+                ))
+            })?;
+            builder = builder
+                .set_override("redis.use_local", parsed)
+                .map_err(|e| ConfigError(format!("REDIS_USE_LOCAL: {e}")))?;
+        }
+        let settings: Settings = builder
+            .build()
+            .and_then(Config::try_deserialize)
+            .map_err(|e| ConfigError(describe(&e)))?;
+        settings.validate(&var)?;
+        Ok(settings)
+    }
+
+    fn validate(&self, var: &impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+        let named = |seed: &str, key: &str| {
+            if var(seed).is_some_and(|v| !v.is_empty()) {
+                seed.to_string()
+            } else {
+                format!("{key} ({})", env_name(key))
+            }
+        };
+        self.bind_addr()?;
+        if !self.database.url.is_empty() {
+            self.database_kind().map_err(|_| {
+                ConfigError(format!(
+                    "{} has an unsupported scheme; supported: sqlite://path, postgres:// or postgresql://",
+                    named("DATABASE_URL", "database.url")
+                ))
+            })?;
+        }
+        let redis_url = self.redis.url.expose();
+        if !redis_url.is_empty() && !redis_url.starts_with("redis://") && !redis_url.starts_with("rediss://")
+        {
+            let source = if var("UPSTASH_REDIS_URL").is_some_and(|v| !v.is_empty()) {
+                "UPSTASH_REDIS_URL".to_string()
+            } else {
+                named("REDIS_URL", "redis.url")
+            };
+            return Err(ConfigError(format!(
+                "{source} has an unsupported scheme; supported: redis:// or rediss:// \
+                 (for Upstash use the rediss:// TCP endpoint, not the https:// REST URL)"
+            )));
+        }
+        let positive = [
+            ("database.max_connections", u64::from(self.database.max_connections)),
+            ("redis.timeout_ms", self.redis.timeout_ms),
+            ("l1.ttl_secs", self.l1.ttl_secs),
+            ("l1.capacity_mb", self.l1.capacity_mb),
+            ("limits.max_message_bytes", self.limits.max_message_bytes as u64),
+            ("guest.retention_days", u64::from(self.guest.retention_days)),
+            ("metrics.flush_interval_secs", self.metrics.flush_interval_secs),
+        ];
+        for (key, value) in positive {
+            if value == 0 {
+                return Err(ConfigError(format!(
+                    "{key} ({}) must be greater than 0",
+                    env_name(key)
+                )));
+            }
+        }
+        if self.limits.max_message_bytes > 16 * 1024 * 1024 {
+            return Err(ConfigError(
+                "limits.max_message_bytes (GENESIS__LIMITS__MAX_MESSAGE_BYTES) must be at most 16777216"
+                    .into(),
+            ));
+        }
+        let secret = self.auth.secret.expose();
+        if !secret.is_empty() && secret.len() < 32 {
+            return Err(ConfigError(
+                "auth.secret (GENESIS__AUTH__SECRET) must be at least 32 characters".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The listen address.
+    pub fn bind_addr(&self) -> Result<SocketAddr, ConfigError> {
+        self.server.bind.parse().map_err(|_| {
+            ConfigError(format!(
+                "server.bind (GENESIS__SERVER__BIND) must be ip:port such as 127.0.0.1:8000, got {:?}",
+                self.server.bind
+            ))
+        })
+    }
+
+    /// The database URL to connect to: the configured one, or the SQLite file in the data dir.
+    pub fn database_url(&self) -> String {
+        if self.database.url.is_empty() {
+            format!(
+                "sqlite://{}?mode=rwc",
+                self.data_dir.join("genesis.db").display()
+            )
+        } else {
+            self.database.url.expose().to_string()
+        }
+    }
+
+    pub fn database_kind(&self) -> Result<DatabaseKind, ConfigError> {
+        let url = self.database_url();
+        if url.starts_with("sqlite:") {
+            Ok(DatabaseKind::Sqlite)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(DatabaseKind::Postgres)
+        } else {
+            Err(ConfigError("unsupported database URL scheme".into()))
+        }
+    }
+
+    /// The Redis URL when Redis is the selected hot cache (a URL is set and `use_local` is off).
+    pub fn redis_url(&self) -> Option<&str> {
+        let url = self.redis.url.expose();
+        (!url.is_empty() && !self.redis.use_local).then_some(url)
+    }
+}
+
+fn parse_bool(value: &str) -> Option<bool> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Some(true),
+        "false" | "0" | "no" | "off" => Some(false),
+        _ => None,
+    }
+}
+
+/// `limits.max_message_bytes` → `GENESIS__LIMITS__MAX_MESSAGE_BYTES`.
+pub fn env_name(key: &str) -> String {
+    format!("GENESIS__{}", key.replace('.', "__").to_ascii_uppercase())
+}
+
+fn describe(err: &config::ConfigError) -> String {
+    let text = err.to_string();
+    // config names keys in dotted form; add the environment spelling so either can be found.
+    match text.split('`').nth(1) {
+        Some(key) if text.contains("for key") && key.contains('.') || key_is_top(key) => {
+            format!("{text} (environment: {})", env_name(key))
+        }
+        _ => text,
+    }
+}
+
+fn key_is_top(key: &str) -> bool {
+    key == "data_dir"
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(vars: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+        let vars: Vec<(String, String)> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Settings::load_from(move |name| {
+            vars.iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+        })
+    }
+
+    #[test]
+    fn defaults_serve_sqlite_and_moka_on_port_8000() {
+        let s = load(&[]).expect("defaults load");
+        assert_eq!(s.server.bind, "127.0.0.1:8000");
+        assert_eq!(s.database_kind().expect("kind"), DatabaseKind::Sqlite);
+        assert!(s.redis_url().is_none());
+        assert_eq!(s.limits.max_message_bytes, 65536);
+        assert_eq!(s.limits.guest_sessions_per_ip_per_hour, 60);
+    }
+
+    #[test]
+    fn mysql_database_url_names_the_variable_and_the_supported_schemes() {
+        let err = load(&[("DATABASE_URL", "mysql://x")]).expect_err("must fail");
+        assert!(err.0.contains("DATABASE_URL"), "{}", err.0);
+        assert!(err.0.contains("postgres://"), "{}", err.0);
+    }
+
+    #[test]
+    fn redis_selection_follows_the_seed_variables() {
+        let s = load(&[("REDIS_URL", "redis://127.0.0.1:6379")]).expect("load");
+        assert_eq!(s.redis_url(), Some("redis://127.0.0.1:6379"));
+        let s = load(&[
+            ("REDIS_URL", "redis://127.0.0.1:6379"),
+            ("REDIS_USE_LOCAL", "true"),
+        ])
+        .expect("load");
+        assert_eq!(s.redis_url(), None);
+        let err = load(&[("UPSTASH_REDIS_URL", "https://x.upstash.io")]).expect_err("https");
+        assert!(err.0.contains("UPSTASH_REDIS_URL"), "{}", err.0);
+    }
+
+    #[test]
+    fn secrets_are_redacted_in_debug_output() {
+        let shown = format!("{:?}", Secret::new("hunter2"));
+        assert!(!shown.contains("hunter2"));
+    }
+}

@@ -1,0 +1,175 @@
+//! The hot cache (L1): per-guest message lists with a TTL refreshed on every write. It is never
+//! the only copy of anything — SQL is the truth — so every failure here is logged, counted and
+//! answered from SQL by the caller.
+
+mod memory;
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+pub use memory::MemoryCache;
+
+/// One message as the hot cache holds it (one JSON object per list element in Redis).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CachedMessage {
+    pub id: Uuid,
+    pub conversation_id: Uuid,
+    pub sequence: i64,
+    pub role: String,
+    pub content: String,
+    /// RFC 3339: the client's timestamp, or the server's receive time when none was sent.
+    pub timestamp: String,
+    pub content_type: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tokens: Option<i32>,
+    pub created_at: String,
+}
+
+impl CachedMessage {
+    /// Approximate memory cost, used to bound the in-process cache.
+    fn weight(&self) -> usize {
+        self.content.len() + self.role.len() + self.timestamp.len() + self.created_at.len() + 96
+    }
+}
+
+/// A hot-cache failure (timeout, connection loss). Callers fall back to SQL.
+#[derive(Debug, thiserror::Error)]
+#[error("hot cache: {0}")]
+pub struct HotError(pub String);
+
+/// Whether a hot-cache backend is answering.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HotState {
+    Up,
+    Down,
+}
+
+impl HotState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HotState::Up => "up",
+            HotState::Down => "down",
+        }
+    }
+}
+
+/// The hot cache, over the closed set of backends. Callers never match on it.
+#[derive(Clone)]
+pub enum HotCache {
+    Memory(MemoryCache),
+}
+
+impl HotCache {
+    /// The in-process backend with `ttl` per key and about `capacity_bytes` of messages.
+    pub fn memory(ttl: Duration, capacity_bytes: u64) -> Self {
+        HotCache::Memory(MemoryCache::new(ttl, capacity_bytes))
+    }
+
+    /// The backend's name, for `/readyz` and logs.
+    pub fn backend(&self) -> &'static str {
+        match self {
+            HotCache::Memory(_) => "memory",
+        }
+    }
+
+    pub async fn state(&self) -> HotState {
+        match self {
+            HotCache::Memory(_) => HotState::Up,
+        }
+    }
+
+    /// The guest's cached messages in sequence order, or `None` when nothing is cached.
+    pub async fn guest_messages(&self, guest_id: &str) -> Result<Option<Vec<CachedMessage>>, HotError> {
+        match self {
+            HotCache::Memory(m) => Ok(m.get(guest_id).await),
+        }
+    }
+
+    /// Adds one committed message to the guest's list and refreshes the TTL.
+    pub async fn append_guest_message(&self, guest_id: &str, message: &CachedMessage) -> Result<(), HotError> {
+        match self {
+            HotCache::Memory(m) => {
+                m.merge(guest_id, std::slice::from_ref(message)).await;
+                Ok(())
+            }
+        }
+    }
+
+    /// Refills the guest's list from SQL, merging with anything appended meanwhile.
+    pub async fn fill_guest(&self, guest_id: &str, messages: &[CachedMessage]) -> Result<(), HotError> {
+        match self {
+            HotCache::Memory(m) => {
+                m.merge(guest_id, messages).await;
+                Ok(())
+            }
+        }
+    }
+
+    pub async fn remove_guest(&self, guest_id: &str) -> Result<(), HotError> {
+        match self {
+            HotCache::Memory(m) => {
+                m.remove(guest_id).await;
+                Ok(())
+            }
+        }
+    }
+}
+
+/// True when `messages` is exactly sequences 1..=n: a complete history. A list with a gap is
+/// partial (an append that raced a refill, or a failed append) and must be read from SQL.
+pub fn is_complete(messages: &[CachedMessage]) -> bool {
+    !messages.is_empty()
+        && messages
+            .iter()
+            .enumerate()
+            .all(|(i, m)| m.sequence == i as i64 + 1)
+}
+
+/// Merges `incoming` into `existing` by sequence, keeping order and dropping repeats.
+pub(crate) fn merge_sorted(existing: &[CachedMessage], incoming: &[CachedMessage]) -> Vec<CachedMessage> {
+    let mut merged: Vec<CachedMessage> = Vec::with_capacity(existing.len() + incoming.len());
+    merged.extend_from_slice(existing);
+    for message in incoming {
+        match merged.binary_search_by_key(&message.sequence, |m| m.sequence) {
+            Ok(_) => {}
+            Err(at) => merged.insert(at, message.clone()),
+        }
+    }
+    merged
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn msg(sequence: i64) -> CachedMessage {
+        CachedMessage {
+            id: Uuid::now_v7(),
+            conversation_id: Uuid::nil(),
+            sequence,
+            role: "user".into(),
+            content: format!("m{sequence}"),
+            timestamp: "2025-12-21T12:00:00Z".into(),
+            content_type: "text".into(),
+            tokens: None,
+            created_at: "2025-12-21T12:00:00Z".into(),
+        }
+    }
+
+    #[test]
+    fn merge_orders_by_sequence_and_drops_repeats() {
+        let merged = merge_sorted(&[msg(3)], &[msg(1), msg(2), msg(3)]);
+        let seqs: Vec<i64> = merged.iter().map(|m| m.sequence).collect();
+        assert_eq!(seqs, vec![1, 2, 3]);
+        assert!(is_complete(&merged));
+    }
+
+    #[test]
+    fn a_list_with_a_gap_is_not_complete() {
+        assert!(!is_complete(&[msg(1), msg(3)]));
+        assert!(!is_complete(&[msg(2)]));
+        assert!(!is_complete(&[]));
+    }
+}

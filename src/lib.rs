@@ -1,0 +1,10 @@
+//! Genesis: a chat-history server for LLM chat apps, with guest chat that moves into the account.
+
+pub mod api;
+pub mod cli;
+pub mod config;
+pub mod hot;
+pub mod service;
+pub mod startup;
+pub mod state;
+pub mod store;

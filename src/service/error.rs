@@ -1,0 +1,82 @@
+//! `ServiceError`: what can go wrong, in domain words. The API layer maps each to a status.
+
+use sea_orm::{DbErr, RuntimeErr};
+use uuid::Uuid;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// The request is well-formed but breaks a rule (code is stable snake_case).
+    #[error("{message}")]
+    Invalid { code: &'static str, message: String },
+    #[error("message content is {size} bytes; the limit is {max}")]
+    TooLarge { size: usize, max: usize },
+    #[error("this guest id is claimed: send its guest token (Authorization: Bearer or X-Guest-Token)")]
+    GuestTokenRequired,
+    #[error("the guest token is not valid for this guest id")]
+    GuestTokenInvalid,
+    #[error("no guest conversation with this id")]
+    GuestNotFound,
+    #[error("this guest was migrated into conversation {conversation_id}; it is read-only")]
+    GuestMigrated { conversation_id: Uuid },
+    #[error("this Idempotency-Key was already used for a different message")]
+    IdempotencyKeyReused,
+    #[error("too many new guest sessions from this address; retry in {retry_after_secs} s")]
+    RateLimited { retry_after_secs: u64 },
+    /// The database cannot be reached or is too busy: nothing was written; retry later.
+    #[error("the database is unavailable")]
+    Unavailable(#[source] DbErr),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl ServiceError {
+    pub fn invalid(code: &'static str, message: impl Into<String>) -> Self {
+        Self::Invalid {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<DbErr> for ServiceError {
+    fn from(err: DbErr) -> Self {
+        if is_unavailable(&err) {
+            ServiceError::Unavailable(err)
+        } else {
+            ServiceError::Internal(err.to_string())
+        }
+    }
+}
+
+/// True for errors that mean "the database is not reachable or too busy right now" rather than
+/// a bug: connection failures, pool time-outs, a locked SQLite file, a server shutting down.
+pub fn is_unavailable(err: &DbErr) -> bool {
+    match err {
+        DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => true,
+        DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e)) => {
+            use sea_orm::sqlx::Error as SqlxError;
+            match e.as_ref() {
+                SqlxError::Io(_)
+                | SqlxError::PoolTimedOut
+                | SqlxError::PoolClosed
+                | SqlxError::WorkerCrashed
+                | SqlxError::Tls(_)
+                | SqlxError::Protocol(_) => true,
+                SqlxError::Database(db) => {
+                    let msg = db.message();
+                    msg.contains("database is locked")
+                        || msg.contains("terminating connection")
+                        || msg.contains("the database system is")
+                        || db.code().is_some_and(|c| c.starts_with("57P") || c.starts_with("08"))
+                }
+                _ => false,
+            }
+        }
+        _ => {
+            let text = err.to_string();
+            text.contains("Connection refused")
+                || text.contains("connection closed")
+                || text.contains("database is locked")
+        }
+    }
+}

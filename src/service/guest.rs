@@ -1,0 +1,576 @@
+//! Guest chat: sessions, the write path (one SQL transaction, then L1), reads (L1, else SQL and
+//! refill), retry detection, and erasure. Rules from DESIGN.md "Who may do what" and dedup.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, SecondsFormat, SubsecRound, Utc};
+use entity::{cache_content_mapping, conversation_cache, message_cache, usage_metrics};
+use md5::Md5;
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter,
+    QueryOrder,
+    sea_query::{Expr, ExprTrait, Func, OnConflict, Query},
+};
+use sha2::{Digest, Sha256};
+use tracing::{instrument, warn};
+use uuid::Uuid;
+
+use super::{
+    ServiceError,
+    tokens::{GuestTokens, hex},
+    usage::UsageCounters,
+};
+use crate::{
+    hot::{CachedMessage, HotCache, is_complete},
+    store::Store,
+};
+
+pub const ROLES: [&str; 3] = ["user", "assistant", "system"];
+pub const CONTENT_TYPES: [&str; 3] = ["text", "markdown", "json"];
+const MIGRATION_VERSION: &str = "1.0";
+const TITLE_CHARS: usize = 80;
+
+/// A message as a guest sends it.
+#[derive(Clone, Debug)]
+pub struct NewMessage {
+    pub role: String,
+    pub content: String,
+    pub timestamp: Option<DateTime<Utc>>,
+    pub tokens: Option<i32>,
+    pub content_type: Option<String>,
+    pub idempotency_key: Option<String>,
+}
+
+/// The outcome of a guest write.
+#[derive(Clone, Debug)]
+pub struct Appended {
+    pub message: CachedMessage,
+    /// True when the write was a retry of a stored message; `message` is the original.
+    pub duplicate: bool,
+    /// Set when this write claimed the guest id: the token the client must keep.
+    pub issued_token: Option<String>,
+}
+
+/// Where a history was read from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Source {
+    L1,
+    L2,
+}
+
+#[derive(Clone, Debug)]
+pub struct GuestHistory {
+    pub conversation_id: Uuid,
+    pub messages: Vec<CachedMessage>,
+    pub source: Source,
+    /// The account conversation this guest moved into, if migrated (known on SQL reads).
+    pub migrated_to: Option<Uuid>,
+}
+
+/// A new server-chosen guest.
+#[derive(Clone, Debug)]
+pub struct GuestSession {
+    pub guest_id: String,
+    pub guest_token: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// Guest chat over the store and the hot cache.
+#[derive(Clone)]
+pub struct GuestService {
+    store: Store,
+    hot: HotCache,
+    tokens: GuestTokens,
+    usage: Arc<UsageCounters>,
+    max_message_bytes: usize,
+    retention: Duration,
+}
+
+/// The rules for a guest id: `^[A-Za-z0-9_-]{1,128}$`.
+pub fn validate_guest_id(guest_id: &str) -> Result<(), ServiceError> {
+    let ok = (1..=128).contains(&guest_id.len())
+        && guest_id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if ok {
+        Ok(())
+    } else {
+        Err(ServiceError::invalid(
+            "invalid_guest_id",
+            "guest id must be 1-128 characters of A-Z, a-z, 0-9, '_' or '-'",
+        ))
+    }
+}
+
+/// MD5 of `content`, hex (the seeds' `message_hash`).
+pub fn md5_hex(content: &str) -> String {
+    hex(&Md5::digest(content.as_bytes()))
+}
+
+/// SHA-256 of `text`, hex.
+pub fn sha256_hex(text: &str) -> String {
+    hex(&Sha256::digest(text.as_bytes()))
+}
+
+impl GuestService {
+    pub fn new(
+        store: Store,
+        hot: HotCache,
+        tokens: GuestTokens,
+        usage: Arc<UsageCounters>,
+        max_message_bytes: usize,
+        retention_days: u32,
+    ) -> Self {
+        Self {
+            store,
+            hot,
+            tokens,
+            usage,
+            max_message_bytes,
+            retention: Duration::days(i64::from(retention_days)),
+        }
+    }
+
+    /// Checks `token` for `guest_id`: absent → `GuestTokenRequired`, wrong → `GuestTokenInvalid`.
+    pub fn authorize(&self, guest_id: &str, token: Option<&str>) -> Result<(), ServiceError> {
+        match token {
+            None => Err(ServiceError::GuestTokenRequired),
+            Some(t) if self.tokens.verify(guest_id, t) => Ok(()),
+            Some(_) => Err(ServiceError::GuestTokenInvalid),
+        }
+    }
+
+    /// Creates a guest with a server-chosen, unguessable id.
+    #[instrument(skip_all)]
+    pub async fn create_session(&self) -> Result<GuestSession, ServiceError> {
+        let guest_id = format!("g_{}", Uuid::new_v4().simple());
+        let now = now();
+        let txn = self.store.begin_write().await?;
+        let row = self.new_conversation_row(&guest_id, now);
+        conversation_cache::Entity::insert(row)
+            .exec_without_returning(&txn)
+            .await?;
+        txn.commit().await?;
+        self.usage.record(&guest_id, "guest", |_| {});
+        Ok(GuestSession {
+            guest_token: self.tokens.issue(&guest_id),
+            guest_id,
+            expires_at: now + self.retention,
+        })
+    }
+
+    fn new_conversation_row(&self, guest_id: &str, now: DateTime<Utc>) -> conversation_cache::ActiveModel {
+        conversation_cache::ActiveModel {
+            id: Set(Uuid::now_v7()),
+            user_id: Set(guest_id.to_string()),
+            platform: Set("guest".into()),
+            title: Set(None),
+            conversation_hash: Set(sha256_hex(guest_id)),
+            message_count: Set(0),
+            migration_version: Set(MIGRATION_VERSION.into()),
+            created_at: Set(now),
+            accessed_at: Set(now),
+            expires_at: Set(Some(now + self.retention)),
+            guest_id: Set(guest_id.to_string()),
+            main_conversation_id: Set(None),
+        }
+    }
+
+    fn validate(&self, msg: &NewMessage) -> Result<(), ServiceError> {
+        if !ROLES.contains(&msg.role.as_str()) {
+            return Err(ServiceError::invalid(
+                "invalid_role",
+                "role must be one of user, assistant, system",
+            ));
+        }
+        if msg.content.len() > self.max_message_bytes {
+            return Err(ServiceError::TooLarge {
+                size: msg.content.len(),
+                max: self.max_message_bytes,
+            });
+        }
+        if msg.content.trim().is_empty() {
+            return Err(ServiceError::invalid("content_empty", "content must not be empty"));
+        }
+        if msg.content.contains('\0') {
+            return Err(ServiceError::invalid(
+                "content_invalid",
+                "content must not contain U+0000",
+            ));
+        }
+        if let Some(ct) = &msg.content_type
+            && !CONTENT_TYPES.contains(&ct.as_str())
+        {
+            return Err(ServiceError::invalid(
+                "invalid_content_type",
+                "content_type must be one of text, markdown, json",
+            ));
+        }
+        if msg.tokens.is_some_and(|t| t < 0) {
+            return Err(ServiceError::invalid("invalid_tokens", "tokens must be 0 or more"));
+        }
+        if let Some(key) = &msg.idempotency_key {
+            let ok = (1..=255).contains(&key.len()) && key.bytes().all(|b| b.is_ascii_graphic());
+            if !ok {
+                return Err(ServiceError::invalid(
+                    "invalid_idempotency_key",
+                    "Idempotency-Key must be 1-255 visible ASCII characters",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Stores one guest message: SQL first (one transaction), then L1.
+    #[instrument(skip_all, fields(guest_id = %guest_id))]
+    pub async fn append(
+        &self,
+        guest_id: &str,
+        token: Option<&str>,
+        mut msg: NewMessage,
+    ) -> Result<Appended, ServiceError> {
+        validate_guest_id(guest_id)?;
+        if let Some(t) = token
+            && !self.tokens.verify(guest_id, t)
+        {
+            return Err(ServiceError::GuestTokenInvalid);
+        }
+        self.validate(&msg)?;
+        // PostgreSQL keeps microseconds: compare retries at the precision that is stored.
+        msg.timestamp = msg.timestamp.map(|t| t.trunc_subsecs(6));
+
+        let txn = self.store.begin_write().await?;
+        let (conversation, claimed) = self.claim_or_find(&txn, guest_id).await?;
+        if !claimed && token.is_none() {
+            return Err(ServiceError::GuestTokenRequired);
+        }
+        if let Some(conversation_id) = conversation.main_conversation_id {
+            return Err(ServiceError::GuestMigrated { conversation_id });
+        }
+        // Bumping the counter first locks the conversation row, so the retry check below sees
+        // every committed write before it and sequences stay gapless under concurrency.
+        let sequence = self.next_sequence(&txn, &conversation, &msg).await?;
+        if let Some(original) = find_retry(&txn, conversation.id, &msg).await? {
+            txn.rollback().await?;
+            self.usage.record(guest_id, "guest", |_| {});
+            return Ok(Appended {
+                message: original,
+                duplicate: true,
+                issued_token: None,
+            });
+        }
+        let now = now();
+        let hash = md5_hex(&msg.content);
+        let row = message_cache::ActiveModel {
+            id: Set(Uuid::now_v7()),
+            conversation_id: Set(conversation.id),
+            role: Set(msg.role),
+            content: Set(msg.content),
+            message_hash: Set(hash.clone()),
+            tokens: Set(msg.tokens),
+            sequence: Set(sequence),
+            is_edited: Set(false),
+            quality_score: Set(None),
+            migration_version: Set(MIGRATION_VERSION.into()),
+            client_timestamp: Set(msg.timestamp),
+            created_at: Set(now),
+            updated_at: Set(now),
+            content_type: Set(msg.content_type.unwrap_or_else(|| "text".into())),
+            idempotency_key: Set(msg.idempotency_key),
+        };
+        let stored = message_cache::Entity::insert(row)
+            .exec_with_returning(&txn)
+            .await?;
+        cache_content_mapping::Entity::insert(cache_content_mapping::ActiveModel {
+            id: Set(Uuid::now_v7()),
+            cache_type: Set("message".into()),
+            cache_id: Set(stored.id),
+            user_id: Set(guest_id.to_string()),
+            content_hash: Set(hash),
+            main_id: Set(None),
+            is_synced: Set(false),
+            synced_at: Set(None),
+            created_at: Set(now),
+        })
+        .exec_without_returning(&txn)
+        .await?;
+        txn.commit().await?;
+
+        let message = to_cached(&stored);
+        if let Err(err) = self.hot.append_guest_message(guest_id, &message).await {
+            warn!(error = %err, "hot cache append failed; dropping the key");
+            if let Err(err) = self.hot.remove_guest(guest_id).await {
+                warn!(error = %err, "hot cache key could not be dropped");
+            }
+        }
+        let tokens = i64::from(stored.tokens.unwrap_or(0));
+        self.usage.record(guest_id, "guest", |d| {
+            d.messages_stored += 1;
+            d.tokens += tokens;
+        });
+        Ok(Appended {
+            message,
+            duplicate: false,
+            issued_token: (claimed && token.is_none()).then(|| self.tokens.issue(guest_id)),
+        })
+    }
+
+    /// The guest's conversation row, creating (claiming) it if absent. `true` = created now.
+    async fn claim_or_find(
+        &self,
+        txn: &DatabaseTransaction,
+        guest_id: &str,
+    ) -> Result<(conversation_cache::Model, bool), ServiceError> {
+        if let Some(found) = find_conversation(txn, guest_id).await? {
+            return Ok((found, false));
+        }
+        let inserted = conversation_cache::Entity::insert(self.new_conversation_row(guest_id, now()))
+            .on_conflict(
+                OnConflict::column(conversation_cache::Column::GuestId)
+                    .do_nothing()
+                    .to_owned(),
+            )
+            .exec_without_returning(txn)
+            .await?;
+        let found = find_conversation(txn, guest_id)
+            .await?
+            .ok_or_else(|| ServiceError::Internal("guest conversation vanished".into()))?;
+        Ok((found, inserted == 1))
+    }
+
+    async fn next_sequence(
+        &self,
+        txn: &DatabaseTransaction,
+        conversation: &conversation_cache::Model,
+        msg: &NewMessage,
+    ) -> Result<i64, ServiceError> {
+        let now = now();
+        let mut update = conversation_cache::Entity::update_many()
+            .col_expr(
+                conversation_cache::Column::MessageCount,
+                Expr::col(conversation_cache::Column::MessageCount).add(1),
+            )
+            .col_expr(conversation_cache::Column::AccessedAt, Expr::value(now))
+            .col_expr(
+                conversation_cache::Column::ExpiresAt,
+                Expr::value(Some(now + self.retention)),
+            );
+        if msg.role == "user" {
+            update = update.col_expr(
+                conversation_cache::Column::Title,
+                Func::coalesce([
+                    Expr::col(conversation_cache::Column::Title),
+                    Expr::value(title_from(&msg.content)),
+                ])
+                .into(),
+            );
+        }
+        update
+            .filter(conversation_cache::Column::Id.eq(conversation.id))
+            .exec(txn)
+            .await?;
+        let current = conversation_cache::Entity::find_by_id(conversation.id)
+            .one(txn)
+            .await?
+            .ok_or_else(|| ServiceError::Internal("guest conversation vanished".into()))?;
+        Ok(current.message_count)
+    }
+
+    /// The guest's history in sequence order: L1 when it holds the complete list, else SQL
+    /// (then L1 is refilled).
+    #[instrument(skip_all, fields(guest_id = %guest_id))]
+    pub async fn history(&self, guest_id: &str, token: Option<&str>) -> Result<GuestHistory, ServiceError> {
+        validate_guest_id(guest_id)?;
+        self.authorize(guest_id, token)?;
+        match self.hot.guest_messages(guest_id).await {
+            Ok(Some(messages)) if is_complete(&messages) => {
+                self.usage.record(guest_id, "guest", |d| d.cache_hits += 1);
+                return Ok(GuestHistory {
+                    conversation_id: messages[0].conversation_id,
+                    messages,
+                    source: Source::L1,
+                    migrated_to: None,
+                });
+            }
+            Ok(_) => {}
+            Err(err) => warn!(error = %err, "hot cache read failed; reading SQL"),
+        }
+        self.usage.record(guest_id, "guest", |d| d.cache_misses += 1);
+        let db = self.store.conn();
+        let conversation = find_conversation(db, guest_id)
+            .await?
+            .ok_or(ServiceError::GuestNotFound)?;
+        let rows = message_cache::Entity::find()
+            .filter(message_cache::Column::ConversationId.eq(conversation.id))
+            .order_by_asc(message_cache::Column::Sequence)
+            .all(db)
+            .await?;
+        let messages: Vec<CachedMessage> = rows.iter().map(to_cached).collect();
+        if !messages.is_empty()
+            && conversation.main_conversation_id.is_none()
+            && let Err(err) = self.hot.fill_guest(guest_id, &messages).await
+        {
+            warn!(error = %err, "hot cache refill failed");
+        }
+        Ok(GuestHistory {
+            conversation_id: conversation.id,
+            messages,
+            source: Source::L2,
+            migrated_to: conversation.main_conversation_id,
+        })
+    }
+
+    /// Erases the guest from every layer. A migrated guest belongs to its account: 409.
+    #[instrument(skip_all, fields(guest_id = %guest_id))]
+    pub async fn erase(&self, guest_id: &str, token: Option<&str>) -> Result<(), ServiceError> {
+        validate_guest_id(guest_id)?;
+        self.authorize(guest_id, token)?;
+        let txn = self.store.begin_write().await?;
+        let conversation = find_conversation(&txn, guest_id)
+            .await?
+            .ok_or(ServiceError::GuestNotFound)?;
+        if let Some(conversation_id) = conversation.main_conversation_id {
+            return Err(ServiceError::GuestMigrated { conversation_id });
+        }
+        let message_ids = Query::select()
+            .column(message_cache::Column::Id)
+            .from(message_cache::Entity)
+            .and_where(Expr::col(message_cache::Column::ConversationId).eq(conversation.id))
+            .to_owned();
+        cache_content_mapping::Entity::delete_many()
+            .filter(cache_content_mapping::Column::CacheType.eq("message"))
+            .filter(cache_content_mapping::Column::CacheId.in_subquery(message_ids))
+            .exec(&txn)
+            .await?;
+        message_cache::Entity::delete_many()
+            .filter(message_cache::Column::ConversationId.eq(conversation.id))
+            .exec(&txn)
+            .await?;
+        conversation_cache::Entity::delete_by_id(conversation.id)
+            .exec(&txn)
+            .await?;
+        usage_metrics::Entity::delete_many()
+            .filter(usage_metrics::Column::UserId.eq(guest_id))
+            .exec(&txn)
+            .await?;
+        txn.commit().await?;
+        self.usage.forget(guest_id);
+        if let Err(err) = self.hot.remove_guest(guest_id).await {
+            warn!(error = %err, "hot cache key could not be dropped after erase");
+        }
+        Ok(())
+    }
+}
+
+async fn find_conversation<C: ConnectionTrait>(
+    db: &C,
+    guest_id: &str,
+) -> Result<Option<conversation_cache::Model>, ServiceError> {
+    Ok(conversation_cache::Entity::find()
+        .filter(conversation_cache::Column::GuestId.eq(guest_id))
+        .one(db)
+        .await?)
+}
+
+/// The stored message this write repeats, if any: same `Idempotency-Key`, or the same role,
+/// content and client timestamp. Without a timestamp or key, equal words are a new message.
+async fn find_retry(
+    txn: &DatabaseTransaction,
+    conversation_id: Uuid,
+    msg: &NewMessage,
+) -> Result<Option<CachedMessage>, ServiceError> {
+    let base = message_cache::Entity::find()
+        .filter(message_cache::Column::ConversationId.eq(conversation_id));
+    if let Some(key) = &msg.idempotency_key {
+        return match base
+            .filter(message_cache::Column::IdempotencyKey.eq(key.as_str()))
+            .one(txn)
+            .await?
+        {
+            Some(found) if found.role == msg.role && found.content == msg.content => {
+                Ok(Some(to_cached(&found)))
+            }
+            Some(_) => Err(ServiceError::IdempotencyKeyReused),
+            None => Ok(None),
+        };
+    }
+    let Some(timestamp) = msg.timestamp else {
+        return Ok(None);
+    };
+    let candidates = base
+        .filter(message_cache::Column::Role.eq(msg.role.as_str()))
+        .filter(message_cache::Column::MessageHash.eq(md5_hex(&msg.content)))
+        .filter(message_cache::Column::ClientTimestamp.eq(timestamp))
+        .all(txn)
+        .await?;
+    // MD5 narrows the search; the content itself decides (MD5 collisions can be made).
+    Ok(candidates
+        .iter()
+        .find(|m| m.content == msg.content)
+        .map(to_cached))
+}
+
+/// The current time at the precision every backend stores (microseconds).
+pub fn now() -> DateTime<Utc> {
+    Utc::now().trunc_subsecs(6)
+}
+
+/// RFC 3339 in UTC with a `Z`, e.g. `2025-12-21T12:00:00Z`.
+pub fn rfc3339(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::AutoSi, true)
+}
+
+/// A title from the first user message: its first line, at most 80 characters.
+fn title_from(content: &str) -> String {
+    let line = content.trim().lines().next().unwrap_or_default().trim();
+    let mut title: String = line.chars().take(TITLE_CHARS).collect();
+    if line.chars().count() > TITLE_CHARS {
+        title.push('…');
+    }
+    title
+}
+
+fn to_cached(row: &message_cache::Model) -> CachedMessage {
+    CachedMessage {
+        id: row.id,
+        conversation_id: row.conversation_id,
+        sequence: row.sequence,
+        role: row.role.clone(),
+        content: row.content.clone(),
+        timestamp: rfc3339(row.client_timestamp.unwrap_or(row.created_at)),
+        content_type: row.content_type.clone(),
+        tokens: row.tokens,
+        created_at: rfc3339(row.created_at),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn guest_ids_follow_the_documented_pattern() {
+        assert!(validate_guest_id("test-guest-001").is_ok());
+        assert!(validate_guest_id(&"a".repeat(128)).is_ok());
+        assert!(validate_guest_id(&"a".repeat(129)).is_err());
+        assert!(validate_guest_id("").is_err());
+        assert!(validate_guest_id("a b").is_err());
+        assert!(validate_guest_id("é").is_err());
+    }
+
+    #[test]
+    fn titles_take_the_first_line_and_cut_long_ones() {
+        assert_eq!(title_from("  Hello there\nsecond line"), "Hello there");
+        let long = "x".repeat(200);
+        assert_eq!(title_from(&long).chars().count(), TITLE_CHARS + 1);
+    }
+
+    #[test]
+    fn hashes_are_hex() {
+        assert_eq!(md5_hex(""), "d41d8cd98f00b204e9800998ecf8427e");
+        assert_eq!(
+            sha256_hex(""),
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        );
+    }
+}

@@ -1,0 +1,133 @@
+//! Usage counters (`usage_metrics`): aggregated in memory per user or guest and flushed in
+//! batches, so the request path never writes a counter row.
+
+use std::{collections::HashMap, sync::Mutex};
+
+use chrono::{DateTime, Utc};
+use entity::usage_metrics::{self, Column};
+use sea_orm::{
+    ActiveValue::Set, ConnectionTrait, DbErr, EntityTrait,
+    sea_query::{Alias, Expr, ExprTrait, OnConflict},
+};
+use uuid::Uuid;
+
+/// What one subject did since the last flush.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct UsageDelta {
+    pub tier: String,
+    pub requests: i64,
+    pub cache_hits: i64,
+    pub cache_misses: i64,
+    pub messages_stored: i64,
+    pub tokens: i64,
+    pub last_request_at: Option<DateTime<Utc>>,
+}
+
+impl UsageDelta {
+    fn absorb(&mut self, other: UsageDelta) {
+        self.requests += other.requests;
+        self.cache_hits += other.cache_hits;
+        self.cache_misses += other.cache_misses;
+        self.messages_stored += other.messages_stored;
+        self.tokens += other.tokens;
+        self.last_request_at = Ord::max(self.last_request_at, other.last_request_at);
+    }
+}
+
+/// In-memory usage counters.
+#[derive(Default)]
+pub struct UsageCounters {
+    pending: Mutex<HashMap<String, UsageDelta>>,
+}
+
+const BATCH: usize = 200;
+
+impl UsageCounters {
+    /// Counts one request by `subject` (a user id or guest id); `f` adds what it did.
+    pub fn record(&self, subject: &str, tier: &str, f: impl FnOnce(&mut UsageDelta)) {
+        let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        let delta = pending.entry(subject.to_string()).or_insert_with(|| UsageDelta {
+            tier: tier.to_string(),
+            ..UsageDelta::default()
+        });
+        delta.requests += 1;
+        delta.last_request_at = Some(Utc::now());
+        f(delta);
+    }
+
+    /// Drops what is pending for `subject` (its data was erased).
+    pub fn forget(&self, subject: &str) {
+        let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        pending.remove(subject);
+    }
+
+    /// Writes everything pending in batched upserts; on failure the counts are kept for the next
+    /// flush. Returns how many subjects were written.
+    pub async fn flush<C: ConnectionTrait>(&self, db: &C) -> Result<usize, DbErr> {
+        let taken: Vec<(String, UsageDelta)> = {
+            let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+            pending.drain().collect()
+        };
+        let mut written = 0;
+        let mut rest = taken.into_iter().peekable();
+        while rest.peek().is_some() {
+            let batch: Vec<(String, UsageDelta)> = rest.by_ref().take(BATCH).collect();
+            if let Err(err) = upsert(db, &batch).await {
+                self.restore(batch.into_iter().chain(rest));
+                return Err(err);
+            }
+            written += batch.len();
+        }
+        Ok(written)
+    }
+
+    fn restore(&self, deltas: impl Iterator<Item = (String, UsageDelta)>) {
+        let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        for (subject, delta) in deltas {
+            pending
+                .entry(subject)
+                .and_modify(|d| d.absorb(delta.clone()))
+                .or_insert(delta);
+        }
+    }
+}
+
+async fn upsert<C: ConnectionTrait>(db: &C, batch: &[(String, UsageDelta)]) -> Result<(), DbErr> {
+    let now = Utc::now();
+    let rows = batch.iter().map(|(subject, d)| usage_metrics::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        user_id: Set(subject.clone()),
+        tier: Set(d.tier.clone()),
+        total_requests: Set(d.requests),
+        cache_hits: Set(d.cache_hits),
+        cache_misses: Set(d.cache_misses),
+        messages_stored: Set(d.messages_stored),
+        tokens_total: Set(d.tokens),
+        last_request_at: Set(d.last_request_at),
+        created_at: Set(now),
+        updated_at: Set(now),
+    });
+    let add = |col: Column| {
+        (
+            col,
+            Expr::col((usage_metrics::Entity, col)).add(Expr::col((Alias::new("excluded"), col))),
+        )
+    };
+    let excluded = |col: Column| (col, Expr::col((Alias::new("excluded"), col)));
+    let on_conflict = OnConflict::column(Column::UserId)
+        .values([
+            add(Column::TotalRequests),
+            add(Column::CacheHits),
+            add(Column::CacheMisses),
+            add(Column::MessagesStored),
+            add(Column::TokensTotal),
+            excluded(Column::LastRequestAt),
+            excluded(Column::UpdatedAt),
+        ])
+        .to_owned();
+    usage_metrics::Entity::insert_many(rows)
+        .on_conflict(on_conflict)
+        .exec_without_returning(db)
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,167 @@
+//! Building and running the server: settings → store (migrated) → hot cache → state → routes,
+//! bound to a listener, until SIGTERM / Ctrl-C. Background jobs (usage flush) run alongside.
+
+use std::{net::IpAddr, sync::Arc, time::Duration};
+
+use poem::{
+    Server,
+    listener::{Acceptor, Listener, TcpListener},
+};
+use tracing::{error, info, warn};
+
+use crate::{
+    api,
+    config::Settings,
+    hot::HotCache,
+    service::{
+        guest::GuestService,
+        limits::RateLimiter,
+        tokens::{GuestTokens, load_server_secret},
+        usage::UsageCounters,
+    },
+    state::AppState,
+    store::Store,
+};
+
+/// Anything that stops start-up.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error("data directory {path}: {source}")]
+    DataDir {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("server secret: {0}")]
+    Secret(std::io::Error),
+    #[error("database: {0}")]
+    Database(#[from] sea_orm::DbErr),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error("server: {0}")]
+    Serve(std::io::Error),
+}
+
+/// Creates the data directory if it is missing.
+pub fn ensure_data_dir(settings: &Settings) -> Result<(), StartupError> {
+    std::fs::create_dir_all(&settings.data_dir).map_err(|source| StartupError::DataDir {
+        path: settings.data_dir.display().to_string(),
+        source,
+    })
+}
+
+/// Connects to SQL and applies every pending migration.
+pub async fn open_store(settings: &Settings) -> Result<Store, StartupError> {
+    ensure_data_dir(settings)?;
+    let store = Store::connect(settings).await?;
+    store.migrate_up().await?;
+    Ok(store)
+}
+
+/// Builds the shared state: migrated store, hot cache, tokens, counters, limiters.
+pub async fn build_state(settings: Settings) -> Result<AppState, StartupError> {
+    let store = open_store(&settings).await?;
+    let secret = load_server_secret(&settings).map_err(StartupError::Secret)?;
+    let hot = HotCache::memory(
+        Duration::from_secs(settings.l1.ttl_secs),
+        settings.l1.capacity_mb.saturating_mul(1024 * 1024),
+    );
+    if settings.redis_url().is_some() {
+        warn!("a Redis URL is set but this build serves the hot cache from memory");
+    } else {
+        info!("hot cache: in-process memory (one instance only; several instances need Redis)");
+    }
+    let usage = Arc::new(UsageCounters::default());
+    let guests = GuestService::new(
+        store.clone(),
+        hot.clone(),
+        GuestTokens::new(&secret),
+        usage.clone(),
+        settings.limits.max_message_bytes,
+        settings.guest.retention_days,
+    );
+    let limiter = RateLimiter::<IpAddr>::new(
+        settings.limits.guest_sessions_per_ip_per_hour,
+        Duration::from_secs(3600),
+    );
+    Ok(AppState {
+        settings: Arc::new(settings),
+        store,
+        hot,
+        guests,
+        usage,
+        guest_session_limiter: Arc::new(limiter),
+    })
+}
+
+/// Serves until SIGTERM or Ctrl-C, then drains requests and flushes counters.
+pub async fn serve(settings: Settings) -> Result<(), StartupError> {
+    let addr = settings.bind_addr()?;
+    let grace = Duration::from_secs(settings.server.shutdown_grace_secs);
+    let flush_every = Duration::from_secs(settings.metrics.flush_interval_secs);
+    let state = build_state(settings).await?;
+    let acceptor = TcpListener::bind(addr)
+        .into_acceptor()
+        .await
+        .map_err(|source| StartupError::Bind {
+            addr: addr.to_string(),
+            source,
+        })?;
+    let local = acceptor
+        .local_addr()
+        .first()
+        .and_then(|a| a.as_socket_addr().copied())
+        .unwrap_or(addr);
+    // The one line on stdout: scripts and tests read the bound port from it.
+    println!("genesis listening on http://{local}");
+    info!(%local, sql = ?state.store.kind(), l1 = state.hot.backend(), "listening");
+
+    let flusher = tokio::spawn(flush_usage_forever(state.clone(), flush_every));
+    let result = Server::new_with_acceptor(acceptor)
+        .run_with_graceful_shutdown(api::routes(state.clone()), shutdown_signal(), Some(grace))
+        .await;
+    flusher.abort();
+    if let Err(err) = state.usage.flush(state.store.conn()).await {
+        error!(error = %err, "final usage flush failed");
+    }
+    info!("stopped");
+    state.store.close().await;
+    result.map_err(StartupError::Serve)
+}
+
+async fn flush_usage_forever(state: AppState, every: Duration) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if let Err(err) = state.usage.flush(state.store.conn()).await {
+            warn!(error = %err, "usage flush failed; counts kept for the next one");
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+    info!("shutdown requested; draining");
+}
