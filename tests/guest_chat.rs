@@ -203,7 +203,7 @@ async fn forty_parallel_writes_are_all_stored_with_sequences_1_to_40() {
                 .await
         }
     });
-    let results = futures_join_all(writes).await;
+    let results = common::join_all(writes).await;
     let mut acked: Vec<i64> = results
         .iter()
         .map(|(status, body)| {
@@ -231,32 +231,6 @@ async fn forty_parallel_writes_are_all_stored_with_sequences_1_to_40() {
         40,
         "stored exactly once each"
     );
-}
-
-/// Runs futures concurrently on this task.
-async fn futures_join_all<F: std::future::Future>(futures: impl IntoIterator<Item = F>) -> Vec<F::Output> {
-    let handles: Vec<_> = futures.into_iter().map(Box::pin).collect();
-    let mut outputs = Vec::with_capacity(handles.len());
-    let mut pending: Vec<_> = handles.into_iter().map(Some).collect();
-    let mut done: Vec<Option<F::Output>> = (0..pending.len()).map(|_| None).collect();
-    std::future::poll_fn(|cx| {
-        let mut all = true;
-        for (i, slot) in pending.iter_mut().enumerate() {
-            if let Some(fut) = slot {
-                match fut.as_mut().poll(cx) {
-                    std::task::Poll::Ready(out) => {
-                        done[i] = Some(out);
-                        *slot = None;
-                    }
-                    std::task::Poll::Pending => all = false,
-                }
-            }
-        }
-        if all { std::task::Poll::Ready(()) } else { std::task::Poll::Pending }
-    })
-    .await;
-    outputs.extend(done.into_iter().map(|o| o.expect("completed")));
-    outputs
 }
 
 #[tokio::test]

@@ -1,0 +1,56 @@
+//! The committed `openapi/openapi.json` is exactly what `genesis openapi` prints and what the
+//! server serves. Run with `UPDATE_OPENAPI=1` to rewrite the file after an API change.
+
+mod common;
+
+use std::path::Path;
+
+use serde_json::Value;
+
+#[tokio::test]
+async fn committed_spec_matches_the_generated_one() {
+    let out = common::command().arg("openapi").output().await.expect("run genesis openapi");
+    assert!(out.status.success());
+    let generated = String::from_utf8(out.stdout).expect("utf-8");
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("openapi/openapi.json");
+    if std::env::var_os("UPDATE_OPENAPI").is_some() {
+        std::fs::write(&path, &generated).expect("write spec");
+    }
+    let committed = std::fs::read_to_string(&path).expect("openapi/openapi.json exists");
+    assert!(
+        committed == generated,
+        "openapi/openapi.json is stale: run `UPDATE_OPENAPI=1 cargo test --test openapi_spec`"
+    );
+}
+
+#[tokio::test]
+async fn the_served_spec_documents_every_public_route_and_error_status() {
+    let app = common::spawn_app().await;
+    let spec: Value = app
+        .client
+        .get(app.url("/openapi.json"))
+        .send()
+        .await
+        .expect("get spec")
+        .json()
+        .await
+        .expect("json");
+    let paths = spec["paths"].as_object().expect("paths");
+    for path in [
+        "/healthz",
+        "/readyz",
+        "/v1/guest/sessions",
+        "/v1/guest/chat/{guest_id}",
+    ] {
+        assert!(paths.contains_key(path), "spec lacks {path}");
+    }
+    assert!(!paths.contains_key("/chat/{guest_id}"), "seed aliases stay out of the spec");
+    let post = &spec["paths"]["/v1/guest/chat/{guest_id}"]["post"];
+    assert_eq!(post["operationId"], "post_guest_message");
+    for status in ["200", "201", "400", "401", "404", "409", "413", "422", "429", "503"] {
+        assert!(post["responses"].get(status).is_some(), "POST chat lacks {status}");
+    }
+    let docs = app.client.get(app.url("/docs")).send().await.expect("docs");
+    assert_eq!(docs.status(), reqwest::StatusCode::OK);
+    assert!(docs.text().await.expect("html").contains("swagger"));
+}
