@@ -34,7 +34,11 @@ impl Secret {
 
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(if self.0.is_empty() { "\"\"" } else { "[redacted]" })
+        f.write_str(if self.0.is_empty() {
+            "\"\""
+        } else {
+            "[redacted]"
+        })
     }
 }
 
@@ -196,7 +200,9 @@ impl Settings {
             })?;
         }
         let redis_url = self.redis.url.expose();
-        if !redis_url.is_empty() && !redis_url.starts_with("redis://") && !redis_url.starts_with("rediss://")
+        if !redis_url.is_empty()
+            && !redis_url.starts_with("redis://")
+            && !redis_url.starts_with("rediss://")
         {
             let source = if var("UPSTASH_REDIS_URL").is_some_and(|v| !v.is_empty()) {
                 "UPSTASH_REDIS_URL".to_string()
@@ -209,13 +215,22 @@ impl Settings {
             )));
         }
         let positive = [
-            ("database.max_connections", u64::from(self.database.max_connections)),
+            (
+                "database.max_connections",
+                u64::from(self.database.max_connections),
+            ),
             ("redis.timeout_ms", self.redis.timeout_ms),
             ("l1.ttl_secs", self.l1.ttl_secs),
             ("l1.capacity_mb", self.l1.capacity_mb),
-            ("limits.max_message_bytes", self.limits.max_message_bytes as u64),
+            (
+                "limits.max_message_bytes",
+                self.limits.max_message_bytes as u64,
+            ),
             ("guest.retention_days", u64::from(self.guest.retention_days)),
-            ("metrics.flush_interval_secs", self.metrics.flush_interval_secs),
+            (
+                "metrics.flush_interval_secs",
+                self.metrics.flush_interval_secs,
+            ),
         ];
         for (key, value) in positive {
             if value == 0 {
@@ -318,9 +333,7 @@ mod tests {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         Settings::load_from(move |name| {
-            vars.iter()
-                .find(|(k, _)| k == name)
-                .map(|(_, v)| v.clone())
+            vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
         })
     }
 

@@ -43,7 +43,10 @@ async fn db_up_then_status_shows_every_migration_applied() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     let before = text(&out.stdout);
     assert!(before.lines().count() >= 10, "{before}");
-    assert!(before.lines().all(|l| l.starts_with("pending ")), "{before}");
+    assert!(
+        before.lines().all(|l| l.starts_with("pending ")),
+        "{before}"
+    );
 
     let out = run(&["db", "up"], &[], dir.path()).await;
     assert!(out.status.success(), "{}", text(&out.stderr));
@@ -100,11 +103,19 @@ async fn a_config_file_and_variables_override_the_defaults() {
     let app = common::spawn_app_with(&[("GENESIS_CONFIG", file.to_str().expect("utf-8"))]).await;
     let (guest, token) = app.new_guest().await;
     let (status, _) = app
-        .post_message(&guest, Some(&token), serde_json::json!({"role":"user","content":"0123456789"}))
+        .post_message(
+            &guest,
+            Some(&token),
+            serde_json::json!({"role":"user","content":"0123456789"}),
+        )
         .await;
     assert_eq!(status, reqwest::StatusCode::CREATED);
     let (status, _) = app
-        .post_message(&guest, Some(&token), serde_json::json!({"role":"user","content":"0123456789a"}))
+        .post_message(
+            &guest,
+            Some(&token),
+            serde_json::json!({"role":"user","content":"0123456789a"}),
+        )
         .await;
     assert_eq!(status, reqwest::StatusCode::PAYLOAD_TOO_LARGE);
 
@@ -115,7 +126,15 @@ async fn a_config_file_and_variables_override_the_defaults() {
     .await;
     let (guest, token) = app.new_guest().await;
     let (status, _) = app
-        .post_message(&guest, Some(&token), serde_json::json!({"role":"user","content":"0123456789a"}))
+        .post_message(
+            &guest,
+            Some(&token),
+            serde_json::json!({"role":"user","content":"0123456789a"}),
+        )
         .await;
-    assert_eq!(status, reqwest::StatusCode::CREATED, "the variable beats the file");
+    assert_eq!(
+        status,
+        reqwest::StatusCode::CREATED,
+        "the variable beats the file"
+    );
 }

@@ -13,7 +13,11 @@ async fn a_server_killed_with_sigkill_keeps_every_acknowledged_message_and_the_t
     let mut app = spawn_app().await;
     let (guest, token) = app.new_guest().await;
     let (status, claimed) = app
-        .post_message("client-chosen-7", None, json!({"role":"user","content":"claim"}))
+        .post_message(
+            "client-chosen-7",
+            None,
+            json!({"role":"user","content":"claim"}),
+        )
         .await;
     assert_eq!(status, StatusCode::CREATED);
     let claimed_token = claimed["guest_token"].as_str().expect("token").to_string();
@@ -25,8 +29,12 @@ async fn a_server_killed_with_sigkill_keeps_every_acknowledged_message_and_the_t
         let guest = guest.clone();
         let token = token.clone();
         async move {
-            app.post_message(&guest, Some(&token), json!({"role":"user","content":format!("m{i}")}))
-                .await
+            app.post_message(
+                &guest,
+                Some(&token),
+                json!({"role":"user","content":format!("m{i}")}),
+            )
+            .await
         }
     });
     for (status, body) in common::join_all(writes).await {
@@ -39,7 +47,11 @@ async fn a_server_killed_with_sigkill_keeps_every_acknowledged_message_and_the_t
     app.start().await;
 
     let (status, history) = app.history(&guest, &token).await;
-    assert_eq!(status, StatusCode::OK, "the token still works after restart");
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "the token still works after restart"
+    );
     let stored: Vec<String> = history["messages"]
         .as_array()
         .expect("messages")
@@ -58,11 +70,19 @@ async fn a_server_killed_with_sigkill_keeps_every_acknowledged_message_and_the_t
     assert_eq!(seqs, (1..=30).collect::<Vec<i64>>());
 
     let (status, _) = app
-        .post_message("client-chosen-7", Some(&claimed_token), json!({"role":"user","content":"still mine"}))
+        .post_message(
+            "client-chosen-7",
+            Some(&claimed_token),
+            json!({"role":"user","content":"still mine"}),
+        )
         .await;
     assert_eq!(status, StatusCode::CREATED);
     let (status, _) = app
-        .post_message("client-chosen-7", None, json!({"role":"user","content":"not yours"}))
+        .post_message(
+            "client-chosen-7",
+            None,
+            json!({"role":"user","content":"not yours"}),
+        )
         .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
 }
@@ -97,17 +117,29 @@ async fn sigkill_during_a_write_burst_loses_no_acknowledged_write() {
     tokio::time::sleep(Duration::from_millis(700)).await;
     app.kill().await;
     let (guest, token, acked) = burst.await.expect("burst task");
-    assert!(!acked.is_empty(), "some writes were acknowledged before the kill");
+    assert!(
+        !acked.is_empty(),
+        "some writes were acknowledged before the kill"
+    );
     app.start().await;
     let (_, history) = app.history(&guest, &token).await;
     let messages = history["messages"].as_array().expect("messages");
-    let stored: std::collections::HashSet<&str> =
-        messages.iter().map(|m| m["id"].as_str().expect("id")).collect();
+    let stored: std::collections::HashSet<&str> = messages
+        .iter()
+        .map(|m| m["id"].as_str().expect("id"))
+        .collect();
     for id in &acked {
-        assert!(stored.contains(id.as_str()), "acknowledged message {id} lost");
+        assert!(
+            stored.contains(id.as_str()),
+            "acknowledged message {id} lost"
+        );
     }
     for (i, m) in messages.iter().enumerate() {
-        assert_eq!(m["sequence"].as_i64(), Some(i as i64 + 1), "gapless after a crash");
+        assert_eq!(
+            m["sequence"].as_i64(),
+            Some(i as i64 + 1),
+            "gapless after a crash"
+        );
     }
 }
 
@@ -118,7 +150,11 @@ async fn sigterm_shuts_down_gracefully_and_flushes_usage_counters() {
     let (guest, token) = app.new_guest().await;
     app.say(&guest, &token, "user", "count me").await;
     let status = app.terminate().await;
-    assert!(status.success(), "exit status {status:?}; log:\n{}", app.log());
+    assert!(
+        status.success(),
+        "exit status {status:?}; log:\n{}",
+        app.log()
+    );
     assert_eq!(
         app.count(&format!(
             "SELECT COALESCE(SUM(messages_stored), 0) FROM usage_metrics WHERE user_id = '{guest}'"

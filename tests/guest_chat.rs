@@ -11,12 +11,17 @@ use serde_json::{Value, json};
 #[tokio::test]
 async fn a_guest_session_gives_an_unguessable_id_and_a_token_that_works() {
     let app = spawn_app().await;
-    let resp = app.request(Method::POST, "/v1/guest/sessions", None, None).await;
+    let resp = app
+        .request(Method::POST, "/v1/guest/sessions", None, None)
+        .await;
     assert_eq!(resp.status(), StatusCode::CREATED);
     let body: Value = resp.json().await.expect("json");
     let guest_id = body["guest_id"].as_str().expect("guest_id");
     let token = body["guest_token"].as_str().expect("guest_token");
-    assert!(guest_id.len() >= 32, "id {guest_id} is too short to be unguessable");
+    assert!(
+        guest_id.len() >= 32,
+        "id {guest_id} is too short to be unguessable"
+    );
     assert!(body["expires_at"].as_str().is_some_and(|t| t.contains('T')));
     let (second, _) = app.new_guest().await;
     assert_ne!(second, guest_id);
@@ -28,7 +33,10 @@ async fn a_guest_session_gives_an_unguessable_id_and_a_token_that_works() {
     let ack = app.say(guest_id, token, "user", "hello").await;
     assert_eq!(ack["sequence"], 1);
     assert_eq!(ack["duplicate"], false);
-    assert!(ack.get("guest_token").is_none(), "token is only issued when an id is claimed");
+    assert!(
+        ack.get("guest_token").is_none(),
+        "token is only issued when an id is claimed"
+    );
 
     // Without the token the server-chosen id is not writable.
     let (status, body) = app
@@ -66,15 +74,22 @@ async fn the_first_write_claims_a_client_chosen_id_and_then_the_token_is_require
 
     // A second client without the token can neither write nor read.
     let (status, body) = app
-        .post_message("test-guest-001", None, json!({"role":"user","content":"mine now"}))
+        .post_message(
+            "test-guest-001",
+            None,
+            json!({"role":"user","content":"mine now"}),
+        )
         .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert_error(&body, "guest_token_required");
-    let resp = app.request(Method::GET, "/v1/guest/chat/test-guest-001", None, None).await;
+    let resp = app
+        .request(Method::GET, "/v1/guest/chat/test-guest-001", None, None)
+        .await;
     assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
 
     // The token works as X-Guest-Token and as a bearer token.
-    app.say("test-guest-001", &header_token, "assistant", "Hi!").await;
+    app.say("test-guest-001", &header_token, "assistant", "Hi!")
+        .await;
     let resp = app
         .client
         .get(app.url("/v1/guest/chat/test-guest-001"))
@@ -100,7 +115,11 @@ async fn a_tampered_or_foreign_token_is_refused() {
     for bad in [tampered.as_str(), other_token.as_str(), "garbage", ""] {
         let (status, body) = app.history(&guest, bad).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED, "token {bad:?}");
-        assert!(body["error"]["code"].as_str().is_some_and(|c| c.starts_with("guest_token")));
+        assert!(
+            body["error"]["code"]
+                .as_str()
+                .is_some_and(|c| c.starts_with("guest_token"))
+        );
         let (status, _) = app
             .post_message(&guest, Some(bad), json!({"role":"user","content":"x"}))
             .await;
@@ -126,10 +145,16 @@ async fn a_retried_message_is_not_stored_twice() {
     assert_eq!(retry["sequence"], first["sequence"]);
 
     // The same instant written with another offset is the same timestamp.
-    let same_instant = json!({"role":"user","content":"ok","timestamp":"2025-12-21T13:00:00.123456Z"});
+    let same_instant =
+        json!({"role":"user","content":"ok","timestamp":"2025-12-21T13:00:00.123456Z"});
     let (status, _) = app.post_message(&guest, Some(&token), same_instant).await;
-    assert_eq!(status, StatusCode::CREATED, "a different instant is a new message");
-    let offset = json!({"role":"user","content":"ok","timestamp":"2025-12-21T14:00:00.123456+02:00"});
+    assert_eq!(
+        status,
+        StatusCode::CREATED,
+        "a different instant is a new message"
+    );
+    let offset =
+        json!({"role":"user","content":"ok","timestamp":"2025-12-21T14:00:00.123456+02:00"});
     let (status, body) = app.post_message(&guest, Some(&token), offset).await;
     assert_eq!(status, StatusCode::OK, "{body}");
 
@@ -147,9 +172,16 @@ async fn a_retried_message_is_not_stored_twice() {
 async fn the_same_words_at_another_time_are_a_new_message() {
     let app = spawn_app().await;
     let (guest, token) = app.new_guest().await;
-    for (i, ts) in ["2025-12-21T12:00:00Z", "2025-12-21T12:00:01Z"].iter().enumerate() {
+    for (i, ts) in ["2025-12-21T12:00:00Z", "2025-12-21T12:00:01Z"]
+        .iter()
+        .enumerate()
+    {
         let (status, body) = app
-            .post_message(&guest, Some(&token), json!({"role":"user","content":"ok","timestamp":ts}))
+            .post_message(
+                &guest,
+                Some(&token),
+                json!({"role":"user","content":"ok","timestamp":ts}),
+            )
             .await;
         assert_eq!(status, StatusCode::CREATED);
         assert_eq!(body["sequence"], i as i64 + 1);
@@ -199,8 +231,12 @@ async fn forty_parallel_writes_are_all_stored_with_sequences_1_to_40() {
         let guest = guest.clone();
         let token = token.clone();
         async move {
-            app.post_message(&guest, Some(&token), json!({"role":"user","content":format!("message {i}")}))
-                .await
+            app.post_message(
+                &guest,
+                Some(&token),
+                json!({"role":"user","content":format!("message {i}")}),
+            )
+            .await
         }
     });
     let results = common::join_all(writes).await;
@@ -216,7 +252,10 @@ async fn forty_parallel_writes_are_all_stored_with_sequences_1_to_40() {
 
     let (_, history) = app.history(&guest, &token).await;
     let messages = history["messages"].as_array().expect("messages");
-    let seqs: Vec<i64> = messages.iter().map(|m| m["sequence"].as_i64().expect("seq")).collect();
+    let seqs: Vec<i64> = messages
+        .iter()
+        .map(|m| m["sequence"].as_i64().expect("seq"))
+        .collect();
     assert_eq!(seqs, (1..=40).collect::<Vec<i64>>());
     let mut contents: Vec<String> = messages
         .iter()
@@ -260,7 +299,11 @@ async fn history_comes_in_order_from_l1_and_from_sql_after_a_restart() {
             .collect();
         assert_eq!(
             got,
-            vec![("first", 1, "user"), ("second", 2, "assistant"), ("third", 3, "user")]
+            vec![
+                ("first", 1, "user"),
+                ("second", 2, "assistant"),
+                ("third", 3, "user")
+            ]
         );
         for m in messages {
             assert!(m["id"].as_str().is_some() && m["timestamp"].as_str().is_some());
@@ -288,7 +331,12 @@ async fn an_unknown_guest_is_404_with_a_valid_shape() {
     app.say(&guest, &token, "user", "hi").await;
     // A valid token for an id that was never written is impossible to forge; use a deleted one.
     let resp = app
-        .request(Method::DELETE, &format!("/v1/guest/chat/{guest}"), Some(&token), None)
+        .request(
+            Method::DELETE,
+            &format!("/v1/guest/chat/{guest}"),
+            Some(&token),
+            None,
+        )
         .await;
     assert_eq!(resp.status(), StatusCode::NO_CONTENT);
     let (status, body) = app.history(&guest, &token).await;
@@ -307,11 +355,25 @@ async fn delete_erases_the_guest_from_every_layer() {
     app.history(&guest, &token).await; // warm L1
 
     let resp = app
-        .request(Method::DELETE, &format!("/v1/guest/chat/{guest}"), None, None)
+        .request(
+            Method::DELETE,
+            &format!("/v1/guest/chat/{guest}"),
+            None,
+            None,
+        )
         .await;
-    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED, "erasing needs the token");
+    assert_eq!(
+        resp.status(),
+        StatusCode::UNAUTHORIZED,
+        "erasing needs the token"
+    );
     let resp = app
-        .request(Method::DELETE, &format!("/v1/guest/chat/{guest}"), Some(&token), None)
+        .request(
+            Method::DELETE,
+            &format!("/v1/guest/chat/{guest}"),
+            Some(&token),
+            None,
+        )
         .await;
     assert_eq!(resp.status(), StatusCode::NO_CONTENT);
 
@@ -321,13 +383,21 @@ async fn delete_erases_the_guest_from_every_layer() {
     assert_eq!(app.count(&q("message_cache")).await, 1);
     assert_eq!(app.count(&q("cache_content_mapping")).await, 1);
     assert_eq!(
-        app.count(&format!("SELECT COUNT(*) FROM conversation_cache WHERE guest_id = '{guest}'")).await,
+        app.count(&format!(
+            "SELECT COUNT(*) FROM conversation_cache WHERE guest_id = '{guest}'"
+        ))
+        .await,
         0
     );
     let (_, kept) = app.history(&keep, &keep_token).await;
     assert_eq!(kept["messages"][0]["content"], "keep me");
     let resp = app
-        .request(Method::DELETE, &format!("/v1/guest/chat/{guest}"), Some(&token), None)
+        .request(
+            Method::DELETE,
+            &format!("/v1/guest/chat/{guest}"),
+            Some(&token),
+            None,
+        )
         .await;
     assert_eq!(resp.status(), StatusCode::NOT_FOUND);
 }
@@ -339,19 +409,61 @@ async fn bad_input_gets_a_clear_json_error_and_stores_nothing() {
     let path = format!("/v1/guest/chat/{guest}");
     let too_big = "a".repeat(65537);
     let cases: Vec<(Value, StatusCode, &str)> = vec![
-        (json!({"role":"user","content":""}), StatusCode::UNPROCESSABLE_ENTITY, "content_empty"),
-        (json!({"role":"user","content":"  \n"}), StatusCode::UNPROCESSABLE_ENTITY, "content_empty"),
-        (json!({"role":"user","content":too_big}), StatusCode::PAYLOAD_TOO_LARGE, "message_too_large"),
-        (json!({"role":"user","content":"a\u{0}b"}), StatusCode::UNPROCESSABLE_ENTITY, "content_invalid"),
-        (json!({"role":"robot","content":"x"}), StatusCode::BAD_REQUEST, "bad_request"),
-        (json!({"content":"x"}), StatusCode::BAD_REQUEST, "bad_request"),
-        (json!({"role":"user","content":42}), StatusCode::BAD_REQUEST, "bad_request"),
-        (json!({"role":"user","content":"x","timestamp":"yesterday"}), StatusCode::BAD_REQUEST, "bad_request"),
-        (json!({"role":"user","content":"x","content_type":"html"}), StatusCode::BAD_REQUEST, "bad_request"),
-        (json!(["not", "an", "object"]), StatusCode::BAD_REQUEST, "bad_request"),
+        (
+            json!({"role":"user","content":""}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "content_empty",
+        ),
+        (
+            json!({"role":"user","content":"  \n"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "content_empty",
+        ),
+        (
+            json!({"role":"user","content":too_big}),
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "message_too_large",
+        ),
+        (
+            json!({"role":"user","content":"a\u{0}b"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "content_invalid",
+        ),
+        (
+            json!({"role":"robot","content":"x"}),
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+        ),
+        (
+            json!({"content":"x"}),
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+        ),
+        (
+            json!({"role":"user","content":42}),
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+        ),
+        (
+            json!({"role":"user","content":"x","timestamp":"yesterday"}),
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+        ),
+        (
+            json!({"role":"user","content":"x","content_type":"html"}),
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+        ),
+        (
+            json!(["not", "an", "object"]),
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+        ),
     ];
     for (body, status, code) in cases {
-        let resp = app.request(Method::POST, &path, Some(&token), Some(&body)).await;
+        let resp = app
+            .request(Method::POST, &path, Some(&token), Some(&body))
+            .await;
         assert_eq!(resp.status(), status, "for {body}");
         assert!(resp.headers().contains_key("x-request-id"));
         let got: Value = resp.json().await.expect("error body is JSON");
@@ -374,19 +486,36 @@ async fn bad_input_gets_a_clear_json_error_and_stores_nothing() {
         b"".to_vec(),
     ] {
         let resp = raw(bytes.clone()).await.expect("send");
-        assert_eq!(resp.status(), StatusCode::BAD_REQUEST, "{:?}", String::from_utf8_lossy(&bytes));
+        assert_eq!(
+            resp.status(),
+            StatusCode::BAD_REQUEST,
+            "{:?}",
+            String::from_utf8_lossy(&bytes)
+        );
         let got: Value = resp.json().await.expect("json");
         assert_error(&got, "bad_request");
     }
-    let (status, body) = app.post_message("bad id!", Some(&token), json!({"role":"user","content":"x"})).await;
+    let (status, body) = app
+        .post_message(
+            "bad id!",
+            Some(&token),
+            json!({"role":"user","content":"x"}),
+        )
+        .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_error(&body, "invalid_guest_id");
     let long_id = "a".repeat(129);
-    let (status, _) = app.post_message(&long_id, None, json!({"role":"user","content":"x"})).await;
+    let (status, _) = app
+        .post_message(&long_id, None, json!({"role":"user","content":"x"}))
+        .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
 
     let (_, history) = app.history(&guest, &token).await;
-    assert_eq!(history["messages"].as_array().map(Vec::len), Some(1), "only the valid one");
+    assert_eq!(
+        history["messages"].as_array().map(Vec::len),
+        Some(1),
+        "only the valid one"
+    );
 }
 
 #[tokio::test]
@@ -431,8 +560,13 @@ async fn the_seed_paths_work_as_aliases() {
         )
         .await;
     assert_eq!(resp.status(), StatusCode::CREATED);
-    let token = resp.headers()["x-guest-token"].to_str().expect("ascii").to_string();
-    let resp = app.request(Method::GET, "/chat/test-guest-001", Some(&token), None).await;
+    let token = resp.headers()["x-guest-token"]
+        .to_str()
+        .expect("ascii")
+        .to_string();
+    let resp = app
+        .request(Method::GET, "/chat/test-guest-001", Some(&token), None)
+        .await;
     assert_eq!(resp.status(), StatusCode::OK);
     let body: Value = resp.json().await.expect("json");
     assert_eq!(body["messages"][0]["content"], "Test");
@@ -447,7 +581,9 @@ async fn guest_sessions_are_rate_limited_per_address() {
     for _ in 0..3 {
         app.new_guest().await;
     }
-    let resp = app.request(Method::POST, "/v1/guest/sessions", None, None).await;
+    let resp = app
+        .request(Method::POST, "/v1/guest/sessions", None, None)
+        .await;
     assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
     let retry_after: u64 = resp.headers()["retry-after"]
         .to_str()
@@ -472,7 +608,13 @@ async fn a_write_fills_every_cache_table_and_counters_are_flushed_in_batches() {
     let app = spawn_app().await;
     let (guest, token) = app.new_guest().await;
     app.say(&guest, &token, "system", "You are helpful.").await;
-    app.say(&guest, &token, "user", "What is the capital of France?\nThanks").await;
+    app.say(
+        &guest,
+        &token,
+        "user",
+        "What is the capital of France?\nThanks",
+    )
+    .await;
     app.say(&guest, &token, "assistant", "Paris.").await;
     app.say(&guest, &token, "user", "And Spain?").await;
 
@@ -491,10 +633,16 @@ async fn a_write_fills_every_cache_table_and_counters_are_flushed_in_batches() {
         .expect("row");
     let title: String = row.try_get("", "title").expect("title");
     assert_eq!(title, "What is the capital of France?");
-    assert_eq!(row.try_get::<String>("", "platform").expect("platform"), "guest");
+    assert_eq!(
+        row.try_get::<String>("", "platform").expect("platform"),
+        "guest"
+    );
     assert_eq!(row.try_get::<i64>("", "message_count").expect("count"), 4);
     assert_eq!(row.try_get::<String>("", "user_id").expect("user"), guest);
-    assert_eq!(row.try_get::<String>("", "migration_version").expect("v"), "1.0");
+    assert_eq!(
+        row.try_get::<String>("", "migration_version").expect("v"),
+        "1.0"
+    );
     let hash: String = row.try_get("", "conversation_hash").expect("hash");
     assert_eq!(hash.len(), 64, "SHA-256 hex");
 
@@ -507,7 +655,10 @@ async fn a_write_fills_every_cache_table_and_counters_are_flushed_in_batches() {
         .expect("query")
         .expect("row");
     let md5: String = row.try_get("", "message_hash").expect("hash");
-    assert_eq!(md5, "0bdd0a2b6eb2ffc5a824f2a7b3c1bee1", "MD5 of the content");
+    assert_eq!(
+        md5, "0bdd0a2b6eb2ffc5a824f2a7b3c1bee1",
+        "MD5 of the content"
+    );
     assert_eq!(
         app.count(&format!(
             "SELECT COUNT(*) FROM cache_content_mapping WHERE user_id = '{guest}' \
@@ -529,5 +680,9 @@ async fn a_write_fills_every_cache_table_and_counters_are_flushed_in_batches() {
                 == 4
         })
         .await;
-    assert!(flushed, "usage_metrics never showed 4 stored messages; log:\n{}", app.log());
+    assert!(
+        flushed,
+        "usage_metrics never showed 4 stored messages; log:\n{}",
+        app.log()
+    );
 }

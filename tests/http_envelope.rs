@@ -16,7 +16,10 @@ async fn unknown_routes_wrong_methods_and_media_types_answer_json_errors() {
 
     let resp = app.request(Method::PUT, "/healthz", None, None).await;
     assert_eq!(resp.status(), StatusCode::METHOD_NOT_ALLOWED);
-    assert_error(&resp.json::<Value>().await.expect("json"), "method_not_allowed");
+    assert_error(
+        &resp.json::<Value>().await.expect("json"),
+        "method_not_allowed",
+    );
 
     let resp = app
         .client
@@ -27,14 +30,20 @@ async fn unknown_routes_wrong_methods_and_media_types_answer_json_errors() {
         .await
         .expect("send");
     assert_eq!(resp.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
-    assert_error(&resp.json::<Value>().await.expect("json"), "unsupported_media_type");
+    assert_error(
+        &resp.json::<Value>().await.expect("json"),
+        "unsupported_media_type",
+    );
 }
 
 #[tokio::test]
 async fn oversized_bodies_are_refused_with_413_even_when_chunked() {
     let app = spawn_app().await;
     let (guest, token) = app.new_guest().await;
-    let huge = format!("{{\"role\":\"user\",\"content\":\"{}\"}}", "x".repeat(2_000_000));
+    let huge = format!(
+        "{{\"role\":\"user\",\"content\":\"{}\"}}",
+        "x".repeat(2_000_000)
+    );
     let resp = app
         .client
         .post(app.url(&format!("/v1/guest/chat/{guest}")))
@@ -45,10 +54,16 @@ async fn oversized_bodies_are_refused_with_413_even_when_chunked() {
         .await
         .expect("send");
     assert_eq!(resp.status(), StatusCode::PAYLOAD_TOO_LARGE);
-    assert_error(&resp.json::<Value>().await.expect("json"), "payload_too_large");
+    assert_error(
+        &resp.json::<Value>().await.expect("json"),
+        "payload_too_large",
+    );
 
     // Just over the limit, so the unread rest fits in socket buffers and the client reads the 413.
-    let over = format!("{{\"role\":\"user\",\"content\":\"{}\"}}", "x".repeat(470_000));
+    let over = format!(
+        "{{\"role\":\"user\",\"content\":\"{}\"}}",
+        "x".repeat(470_000)
+    );
     let chunks: Vec<Result<Vec<u8>, std::io::Error>> = over
         .into_bytes()
         .chunks(64 * 1024)
@@ -64,13 +79,18 @@ async fn oversized_bodies_are_refused_with_413_even_when_chunked() {
         .await
         .expect("send");
     assert_eq!(resp.status(), StatusCode::PAYLOAD_TOO_LARGE);
-    assert_error(&resp.json::<Value>().await.expect("json"), "payload_too_large");
+    assert_error(
+        &resp.json::<Value>().await.expect("json"),
+        "payload_too_large",
+    );
     let (_, history) = app.history(&guest, &token).await;
     assert_eq!(history["messages"], serde_json::json!([]));
 }
 
 /// A stream over ready items, without pulling in a stream crate.
-fn futures_stream<T: Send + Unpin + 'static>(items: Vec<T>) -> impl futures_core::Stream<Item = T> + Send + 'static {
+fn futures_stream<T: Send + Unpin + 'static>(
+    items: Vec<T>,
+) -> impl futures_core::Stream<Item = T> + Send + 'static {
     struct Iter<T>(std::vec::IntoIter<T>);
     impl<T> futures_core::Stream for Iter<T>
     where
@@ -91,7 +111,10 @@ fn futures_stream<T: Send + Unpin + 'static>(items: Vec<T>) -> impl futures_core
 async fn every_response_carries_a_request_id_and_a_client_id_is_echoed() {
     let app = spawn_app().await;
     let resp = app.request(Method::GET, "/healthz", None, None).await;
-    let id = resp.headers()["x-request-id"].to_str().expect("ascii").to_string();
+    let id = resp.headers()["x-request-id"]
+        .to_str()
+        .expect("ascii")
+        .to_string();
     assert!(!id.is_empty());
     let resp = app
         .client
@@ -101,9 +124,14 @@ async fn every_response_carries_a_request_id_and_a_client_id_is_echoed() {
         .await
         .expect("send");
     assert_eq!(resp.headers()["x-request-id"], "trace-abc-123");
-    let resp = app.request(Method::GET, "/v1/guest/chat/x", Some("bad"), None).await;
+    let resp = app
+        .request(Method::GET, "/v1/guest/chat/x", Some("bad"), None)
+        .await;
     assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
-    assert!(resp.headers().contains_key("x-request-id"), "errors carry it too");
+    assert!(
+        resp.headers().contains_key("x-request-id"),
+        "errors carry it too"
+    );
 }
 
 #[tokio::test]

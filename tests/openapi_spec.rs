@@ -9,7 +9,11 @@ use serde_json::Value;
 
 #[tokio::test]
 async fn committed_spec_matches_the_generated_one() {
-    let out = common::command().arg("openapi").output().await.expect("run genesis openapi");
+    let out = common::command()
+        .arg("openapi")
+        .output()
+        .await
+        .expect("run genesis openapi");
     assert!(out.status.success());
     let generated = String::from_utf8(out.stdout).expect("utf-8");
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("openapi/openapi.json");
@@ -44,11 +48,19 @@ async fn the_served_spec_documents_every_public_route_and_error_status() {
     ] {
         assert!(paths.contains_key(path), "spec lacks {path}");
     }
-    assert!(!paths.contains_key("/chat/{guest_id}"), "seed aliases stay out of the spec");
+    assert!(
+        !paths.contains_key("/chat/{guest_id}"),
+        "seed aliases stay out of the spec"
+    );
     let post = &spec["paths"]["/v1/guest/chat/{guest_id}"]["post"];
     assert_eq!(post["operationId"], "post_guest_message");
-    for status in ["200", "201", "400", "401", "404", "409", "413", "422", "429", "503"] {
-        assert!(post["responses"].get(status).is_some(), "POST chat lacks {status}");
+    for status in [
+        "200", "201", "400", "401", "404", "409", "413", "422", "429", "503",
+    ] {
+        assert!(
+            post["responses"].get(status).is_some(),
+            "POST chat lacks {status}"
+        );
     }
     let docs = app.client.get(app.url("/docs")).send().await.expect("docs");
     assert_eq!(docs.status(), reqwest::StatusCode::OK);

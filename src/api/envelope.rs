@@ -2,19 +2,21 @@
 //! chunked bodies, and the JSON error shape for errors that did not come from `ApiError` (unknown
 //! routes, 405, 413, 415, poem's own parse errors).
 
+use super::error::ErrorBody;
 use poem::{
     Body, Endpoint, EndpointExt, IntoResponse, Request, Response,
     error::ReadBodyError,
     http::{HeaderValue, StatusCode, header},
 };
-use super::error::ErrorBody;
 
 const REQUEST_ID: &str = "x-request-id";
 
 /// The largest request body: a message of `max_message_bytes` may be JSON-escaped up to six
 /// bytes per byte (`\u0001`), plus room for the other fields.
 pub fn body_limit(max_message_bytes: usize) -> usize {
-    max_message_bytes.saturating_mul(6).saturating_add(64 * 1024)
+    max_message_bytes
+        .saturating_mul(6)
+        .saturating_add(64 * 1024)
 }
 
 pub fn wrap(app: impl Endpoint + 'static, limit: usize) -> impl Endpoint {
@@ -123,7 +125,10 @@ fn describe(status: StatusCode) -> (&'static str, &'static str) {
         401 => ("unauthorized", "credentials are missing or invalid"),
         403 => ("forbidden", "not allowed"),
         404 => ("not_found", "no such route"),
-        405 => ("method_not_allowed", "this method is not allowed on this path"),
+        405 => (
+            "method_not_allowed",
+            "this method is not allowed on this path",
+        ),
         406 => ("not_acceptable", "no acceptable representation"),
         408 => ("request_timeout", "the request took too long"),
         411 => ("length_required", "a Content-Length is required"),

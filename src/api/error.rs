@@ -94,10 +94,9 @@ impl From<ServiceError> for ApiError {
             ServiceError::IdempotencyKeyReused => {
                 ApiError::Conflict(ErrorBody::new("idempotency_key_reused", message))
             }
-            ServiceError::RateLimited { retry_after_secs } => ApiError::TooManyRequests(
-                ErrorBody::new("rate_limited", message),
-                retry_after_secs,
-            ),
+            ServiceError::RateLimited { retry_after_secs } => {
+                ApiError::TooManyRequests(ErrorBody::new("rate_limited", message), retry_after_secs)
+            }
             ServiceError::Unavailable(cause) => {
                 error!(error = %cause, "database unavailable");
                 ApiError::Unavailable(

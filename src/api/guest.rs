@@ -10,11 +10,7 @@ use poem_openapi::{
 };
 use uuid::Uuid;
 
-use super::{
-    ApiTags,
-    error::ApiResult,
-    types::StrictString,
-};
+use super::{ApiTags, error::ApiResult, types::StrictString};
 use crate::{
     hot::CachedMessage,
     service::{
@@ -179,7 +175,10 @@ pub enum DeletedResponse {
 }
 
 /// The guest token from `X-Guest-Token`, else from `Authorization: Bearer`.
-pub(crate) fn guest_token<'a>(req: &'a Request, header: &'a Header<Option<String>>) -> Option<&'a str> {
+pub(crate) fn guest_token<'a>(
+    req: &'a Request,
+    header: &'a Header<Option<String>>,
+) -> Option<&'a str> {
     header.0.as_deref().or_else(|| bearer(req))
 }
 
@@ -198,8 +197,16 @@ impl GuestApi {
     ///
     /// Creates a guest with a server-chosen, unguessable id and returns its token. Rate-limited
     /// per client address (`limits.guest_sessions_per_ip_per_hour`).
-    #[oai(path = "/v1/guest/sessions", method = "post", operation_id = "create_guest_session")]
-    async fn create_session(&self, state: Data<&AppState>, req: &Request) -> ApiResult<SessionResponse> {
+    #[oai(
+        path = "/v1/guest/sessions",
+        method = "post",
+        operation_id = "create_guest_session"
+    )]
+    async fn create_session(
+        &self,
+        state: Data<&AppState>,
+        req: &Request,
+    ) -> ApiResult<SessionResponse> {
         if let Some(ip) = req.remote_addr().as_socket_addr().map(|a| a.ip()) {
             state
                 .guest_session_limiter
@@ -220,7 +227,11 @@ impl GuestApi {
     /// client-chosen id claims it and returns the guest token (body and `X-Guest-Token` header);
     /// after that the token is required. A retry (same role, content and timestamp, or the same
     /// `Idempotency-Key`) answers 200 with the original message.
-    #[oai(path = "/v1/guest/chat/:guest_id", method = "post", operation_id = "post_guest_message")]
+    #[oai(
+        path = "/v1/guest/chat/:guest_id",
+        method = "post",
+        operation_id = "post_guest_message"
+    )]
     async fn post_message(
         &self,
         state: Data<&AppState>,
@@ -246,7 +257,11 @@ impl GuestApi {
     ///
     /// All messages in sequence order, from the hot cache when it holds the full history,
     /// otherwise from SQL. Needs the guest token.
-    #[oai(path = "/v1/guest/chat/:guest_id", method = "get", operation_id = "get_guest_conversation")]
+    #[oai(
+        path = "/v1/guest/chat/:guest_id",
+        method = "get",
+        operation_id = "get_guest_conversation"
+    )]
     async fn get_conversation(
         &self,
         state: Data<&AppState>,
@@ -267,7 +282,11 @@ impl GuestApi {
     ///
     /// Deletes the guest's conversation, messages, ledger rows and counters from every layer.
     /// A guest already migrated into an account answers 409.
-    #[oai(path = "/v1/guest/chat/:guest_id", method = "delete", operation_id = "delete_guest")]
+    #[oai(
+        path = "/v1/guest/chat/:guest_id",
+        method = "delete",
+        operation_id = "delete_guest"
+    )]
     async fn delete_guest(
         &self,
         state: Data<&AppState>,
@@ -308,7 +327,8 @@ impl GuestApi {
         guest_id: Path<String>,
         #[oai(name = "X-Guest-Token")] x_guest_token: Header<Option<String>>,
     ) -> ApiResult<Json<GuestConversation>> {
-        self.get_conversation(state, req, guest_id, x_guest_token).await
+        self.get_conversation(state, req, guest_id, x_guest_token)
+            .await
     }
 }
 

@@ -28,7 +28,10 @@ impl MemoryCache {
     }
 
     pub async fn get(&self, key: &str) -> Option<Vec<CachedMessage>> {
-        self.cache.get(key).await.map(|entry| entry.as_ref().clone())
+        self.cache
+            .get(key)
+            .await
+            .map(|entry| entry.as_ref().clone())
     }
 
     /// Atomically merges `messages` into the key's list (creating it), restarting its TTL.

@@ -81,14 +81,21 @@ impl HotCache {
     }
 
     /// The guest's cached messages in sequence order, or `None` when nothing is cached.
-    pub async fn guest_messages(&self, guest_id: &str) -> Result<Option<Vec<CachedMessage>>, HotError> {
+    pub async fn guest_messages(
+        &self,
+        guest_id: &str,
+    ) -> Result<Option<Vec<CachedMessage>>, HotError> {
         match self {
             HotCache::Memory(m) => Ok(m.get(guest_id).await),
         }
     }
 
     /// Adds one committed message to the guest's list and refreshes the TTL.
-    pub async fn append_guest_message(&self, guest_id: &str, message: &CachedMessage) -> Result<(), HotError> {
+    pub async fn append_guest_message(
+        &self,
+        guest_id: &str,
+        message: &CachedMessage,
+    ) -> Result<(), HotError> {
         match self {
             HotCache::Memory(m) => {
                 m.merge(guest_id, std::slice::from_ref(message)).await;
@@ -98,7 +105,11 @@ impl HotCache {
     }
 
     /// Refills the guest's list from SQL, merging with anything appended meanwhile.
-    pub async fn fill_guest(&self, guest_id: &str, messages: &[CachedMessage]) -> Result<(), HotError> {
+    pub async fn fill_guest(
+        &self,
+        guest_id: &str,
+        messages: &[CachedMessage],
+    ) -> Result<(), HotError> {
         match self {
             HotCache::Memory(m) => {
                 m.merge(guest_id, messages).await;
@@ -128,7 +139,10 @@ pub fn is_complete(messages: &[CachedMessage]) -> bool {
 }
 
 /// Merges `incoming` into `existing` by sequence, keeping order and dropping repeats.
-pub(crate) fn merge_sorted(existing: &[CachedMessage], incoming: &[CachedMessage]) -> Vec<CachedMessage> {
+pub(crate) fn merge_sorted(
+    existing: &[CachedMessage],
+    incoming: &[CachedMessage],
+) -> Vec<CachedMessage> {
     let mut merged: Vec<CachedMessage> = Vec::with_capacity(existing.len() + incoming.len());
     merged.extend_from_slice(existing);
     for message in incoming {

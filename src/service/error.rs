@@ -10,7 +10,9 @@ pub enum ServiceError {
     Invalid { code: &'static str, message: String },
     #[error("message content is {size} bytes; the limit is {max}")]
     TooLarge { size: usize, max: usize },
-    #[error("this guest id is claimed: send its guest token (Authorization: Bearer or X-Guest-Token)")]
+    #[error(
+        "this guest id is claimed: send its guest token (Authorization: Bearer or X-Guest-Token)"
+    )]
     GuestTokenRequired,
     #[error("the guest token is not valid for this guest id")]
     GuestTokenInvalid,
@@ -67,7 +69,9 @@ pub fn is_unavailable(err: &DbErr) -> bool {
                     msg.contains("database is locked")
                         || msg.contains("terminating connection")
                         || msg.contains("the database system is")
-                        || db.code().is_some_and(|c| c.starts_with("57P") || c.starts_with("08"))
+                        || db
+                            .code()
+                            .is_some_and(|c| c.starts_with("57P") || c.starts_with("08"))
                 }
                 _ => false,
             }

@@ -7,8 +7,8 @@ use chrono::{DateTime, Duration, SecondsFormat, SubsecRound, Utc};
 use entity::{cache_content_mapping, conversation_cache, message_cache, usage_metrics};
 use md5::Md5;
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter,
-    QueryOrder,
+    ActiveValue::Set,
+    ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder,
     sea_query::{Expr, ExprTrait, Func, OnConflict, Query},
 };
 use sha2::{Digest, Sha256};
@@ -159,7 +159,11 @@ impl GuestService {
         })
     }
 
-    fn new_conversation_row(&self, guest_id: &str, now: DateTime<Utc>) -> conversation_cache::ActiveModel {
+    fn new_conversation_row(
+        &self,
+        guest_id: &str,
+        now: DateTime<Utc>,
+    ) -> conversation_cache::ActiveModel {
         conversation_cache::ActiveModel {
             id: Set(Uuid::now_v7()),
             user_id: Set(guest_id.to_string()),
@@ -190,7 +194,10 @@ impl GuestService {
             });
         }
         if msg.content.trim().is_empty() {
-            return Err(ServiceError::invalid("content_empty", "content must not be empty"));
+            return Err(ServiceError::invalid(
+                "content_empty",
+                "content must not be empty",
+            ));
         }
         if msg.content.contains('\0') {
             return Err(ServiceError::invalid(
@@ -207,7 +214,10 @@ impl GuestService {
             ));
         }
         if msg.tokens.is_some_and(|t| t < 0) {
-            return Err(ServiceError::invalid("invalid_tokens", "tokens must be 0 or more"));
+            return Err(ServiceError::invalid(
+                "invalid_tokens",
+                "tokens must be 0 or more",
+            ));
         }
         if let Some(key) = &msg.idempotency_key {
             let ok = (1..=255).contains(&key.len()) && key.bytes().all(|b| b.is_ascii_graphic());
@@ -324,14 +334,15 @@ impl GuestService {
         if let Some(found) = find_conversation(txn, guest_id).await? {
             return Ok((found, false));
         }
-        let inserted = conversation_cache::Entity::insert(self.new_conversation_row(guest_id, now()))
-            .on_conflict(
-                OnConflict::column(conversation_cache::Column::GuestId)
-                    .do_nothing()
-                    .to_owned(),
-            )
-            .exec_without_returning(txn)
-            .await?;
+        let inserted =
+            conversation_cache::Entity::insert(self.new_conversation_row(guest_id, now()))
+                .on_conflict(
+                    OnConflict::column(conversation_cache::Column::GuestId)
+                        .do_nothing()
+                        .to_owned(),
+                )
+                .exec_without_returning(txn)
+                .await?;
         let found = find_conversation(txn, guest_id)
             .await?
             .ok_or_else(|| ServiceError::Internal("guest conversation vanished".into()))?;
@@ -379,7 +390,11 @@ impl GuestService {
     /// The guest's history in sequence order: L1 when it holds the complete list, else SQL
     /// (then L1 is refilled).
     #[instrument(skip_all, fields(guest_id = %guest_id))]
-    pub async fn history(&self, guest_id: &str, token: Option<&str>) -> Result<GuestHistory, ServiceError> {
+    pub async fn history(
+        &self,
+        guest_id: &str,
+        token: Option<&str>,
+    ) -> Result<GuestHistory, ServiceError> {
         validate_guest_id(guest_id)?;
         self.authorize(guest_id, token)?;
         match self.hot.guest_messages(guest_id).await {
@@ -395,7 +410,8 @@ impl GuestService {
             Ok(_) => {}
             Err(err) => warn!(error = %err, "hot cache read failed; reading SQL"),
         }
-        self.usage.record(guest_id, "guest", |d| d.cache_misses += 1);
+        self.usage
+            .record(guest_id, "guest", |d| d.cache_misses += 1);
         let db = self.store.conn();
         let conversation = find_conversation(db, guest_id)
             .await?

@@ -59,7 +59,10 @@ pub fn load_server_secret(settings: &Settings) -> std::io::Result<Vec<u8>> {
         Ok(text) => unhex(text.trim()).filter(|b| b.len() >= 32).ok_or_else(|| {
             std::io::Error::new(
                 std::io::ErrorKind::InvalidData,
-                format!("{} is not a valid key file (64+ hex characters)", path.display()),
+                format!(
+                    "{} is not a valid key file (64+ hex characters)",
+                    path.display()
+                ),
             )
         }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => create_key_file(&path),
@@ -104,7 +107,7 @@ pub fn hex(bytes: &[u8]) -> String {
 }
 
 fn unhex(text: &str) -> Option<Vec<u8>> {
-    if text.len() % 2 != 0 {
+    if !text.len().is_multiple_of(2) {
         return None;
     }
     (0..text.len())
@@ -126,7 +129,10 @@ mod tests {
         assert!(!tokens.verify("test-guest-002", &token));
         let mut tampered = token.clone().into_bytes();
         tampered[10] = if tampered[10] == b'a' { b'b' } else { b'a' };
-        assert!(!tokens.verify("test-guest-001", &String::from_utf8(tampered).unwrap_or_default()));
+        assert!(!tokens.verify(
+            "test-guest-001",
+            &String::from_utf8(tampered).unwrap_or_default()
+        ));
         assert!(!tokens.verify("test-guest-001", "not-hex"));
         let other = GuestTokens::new(b"another secret, also long enough!!");
         assert!(!other.verify("test-guest-001", &token));

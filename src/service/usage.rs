@@ -6,7 +6,8 @@ use std::{collections::HashMap, sync::Mutex};
 use chrono::{DateTime, Utc};
 use entity::usage_metrics::{self, Column};
 use sea_orm::{
-    ActiveValue::Set, ConnectionTrait, DbErr, EntityTrait,
+    ActiveValue::Set,
+    ConnectionTrait, DbErr, EntityTrait,
     sea_query::{Alias, Expr, ExprTrait, OnConflict},
 };
 use uuid::Uuid;
@@ -46,10 +47,12 @@ impl UsageCounters {
     /// Counts one request by `subject` (a user id or guest id); `f` adds what it did.
     pub fn record(&self, subject: &str, tier: &str, f: impl FnOnce(&mut UsageDelta)) {
         let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
-        let delta = pending.entry(subject.to_string()).or_insert_with(|| UsageDelta {
-            tier: tier.to_string(),
-            ..UsageDelta::default()
-        });
+        let delta = pending
+            .entry(subject.to_string())
+            .or_insert_with(|| UsageDelta {
+                tier: tier.to_string(),
+                ..UsageDelta::default()
+            });
         delta.requests += 1;
         delta.last_request_at = Some(Utc::now());
         f(delta);

@@ -63,7 +63,10 @@ pub async fn spawn_app_with(extra: &[(&str, &str)]) -> TestApp {
             env.push(("DATABASE_URL".into(), url.clone()));
             url
         }
-        Err(_) => format!("sqlite://{}?mode=rwc", dir.path().join("genesis.db").display()),
+        Err(_) => format!(
+            "sqlite://{}?mode=rwc",
+            dir.path().join("genesis.db").display()
+        ),
     };
     if let Ok(redis_url) = std::env::var("GENESIS_TEST_REDIS_URL") {
         env.push(("REDIS_URL".into(), redis_url));
@@ -94,7 +97,9 @@ pub async fn spawn_app_with(extra: &[(&str, &str)]) -> TestApp {
 
 async fn fresh_postgres_database(admin_url: &str) -> String {
     let name = format!("genesis_t_{}", uuid::Uuid::new_v4().simple());
-    let admin = Database::connect(admin_url).await.expect("connect to test PostgreSQL");
+    let admin = Database::connect(admin_url)
+        .await
+        .expect("connect to test PostgreSQL");
     admin
         .execute_unprepared(&format!("CREATE DATABASE {name}"))
         .await
@@ -210,19 +215,34 @@ impl TestApp {
 
     /// A new server-chosen guest: `(guest_id, guest_token)`.
     pub async fn new_guest(&self) -> (String, String) {
-        let resp = self.request(Method::POST, "/v1/guest/sessions", None, None).await;
+        let resp = self
+            .request(Method::POST, "/v1/guest/sessions", None, None)
+            .await;
         assert_eq!(resp.status(), StatusCode::CREATED);
         let body: Value = resp.json().await.expect("json");
         (
             body["guest_id"].as_str().expect("guest_id").to_string(),
-            body["guest_token"].as_str().expect("guest_token").to_string(),
+            body["guest_token"]
+                .as_str()
+                .expect("guest_token")
+                .to_string(),
         )
     }
 
     /// Posts a message; returns status and body.
-    pub async fn post_message(&self, guest_id: &str, token: Option<&str>, body: Value) -> (StatusCode, Value) {
+    pub async fn post_message(
+        &self,
+        guest_id: &str,
+        token: Option<&str>,
+        body: Value,
+    ) -> (StatusCode, Value) {
         let resp = self
-            .request(Method::POST, &format!("/v1/guest/chat/{guest_id}"), token, Some(&body))
+            .request(
+                Method::POST,
+                &format!("/v1/guest/chat/{guest_id}"),
+                token,
+                Some(&body),
+            )
             .await;
         let status = resp.status();
         (status, resp.json().await.unwrap_or(Value::Null))
@@ -230,7 +250,11 @@ impl TestApp {
 
     pub async fn say(&self, guest_id: &str, token: &str, role: &str, content: &str) -> Value {
         let (status, body) = self
-            .post_message(guest_id, Some(token), json!({"role": role, "content": content}))
+            .post_message(
+                guest_id,
+                Some(token),
+                json!({"role": role, "content": content}),
+            )
             .await;
         assert_eq!(status, StatusCode::CREATED, "{body}");
         body
@@ -238,7 +262,12 @@ impl TestApp {
 
     pub async fn history(&self, guest_id: &str, token: &str) -> (StatusCode, Value) {
         let resp = self
-            .request(Method::GET, &format!("/v1/guest/chat/{guest_id}"), Some(token), None)
+            .request(
+                Method::GET,
+                &format!("/v1/guest/chat/{guest_id}"),
+                Some(token),
+                None,
+            )
             .await;
         let status = resp.status();
         (status, resp.json().await.unwrap_or(Value::Null))
@@ -291,7 +320,9 @@ pub fn assert_error(body: &Value, code: &str) -> String {
 }
 
 /// Runs `futures` concurrently on the current task and returns their outputs in order.
-pub async fn join_all<F: std::future::Future>(futures: impl IntoIterator<Item = F>) -> Vec<F::Output> {
+pub async fn join_all<F: std::future::Future>(
+    futures: impl IntoIterator<Item = F>,
+) -> Vec<F::Output> {
     let mut set = Vec::new();
     for f in futures {
         set.push(Box::pin(f));
@@ -307,7 +338,11 @@ pub async fn join_all<F: std::future::Future>(futures: impl IntoIterator<Item = 
                 }
             }
         }
-        if pending { std::task::Poll::Pending } else { std::task::Poll::Ready(()) }
+        if pending {
+            std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(())
+        }
     })
     .await;
     out.into_iter().map(|o| o.expect("done")).collect()
