@@ -71,6 +71,7 @@ pub struct DatabaseSettings {
     pub max_connections: u32,
     pub acquire_timeout_ms: u64,
     pub busy_timeout_ms: u64,
+    pub statement_timeout_ms: u64,
 }
 
 #[derive(Clone, Debug, Deserialize)]

@@ -66,15 +66,24 @@ pub async fn open_store(settings: &Settings) -> Result<Store, StartupError> {
 pub async fn build_state(settings: Settings) -> Result<AppState, StartupError> {
     let store = open_store(&settings).await?;
     let secret = load_server_secret(&settings).map_err(StartupError::Secret)?;
-    let hot = HotCache::memory(
-        Duration::from_secs(settings.l1.ttl_secs),
-        settings.l1.capacity_mb.saturating_mul(1024 * 1024),
-    );
-    if settings.redis_url().is_some() {
-        warn!("a Redis URL is set but this build serves the hot cache from memory");
-    } else {
-        info!("hot cache: in-process memory (one instance only; several instances need Redis)");
-    }
+    let ttl = Duration::from_secs(settings.l1.ttl_secs);
+    let hot = match settings.redis_url() {
+        Some(url) => HotCache::redis(
+            url,
+            &settings.redis.key_prefix,
+            Duration::from_millis(settings.redis.timeout_ms),
+            ttl,
+        )
+        .map_err(|e| StartupError::Config(crate::config::ConfigError(e.to_string())))?,
+        None => {
+            warn!(
+                "hot cache: in-process memory — right for one instance; several instances \
+                 behind a load balancer need Redis (REDIS_URL)"
+            );
+            HotCache::memory(ttl, settings.l1.capacity_mb.saturating_mul(1024 * 1024))
+        }
+    };
+    hot.start().await;
     let usage = Arc::new(UsageCounters::default());
     let guests = GuestService::new(
         store.clone(),

@@ -157,7 +157,7 @@ async fn sigterm_shuts_down_gracefully_and_flushes_usage_counters() {
     );
     assert_eq!(
         app.count(&format!(
-            "SELECT COALESCE(SUM(messages_stored), 0) FROM usage_metrics WHERE user_id = '{guest}'"
+            "SELECT CAST(COALESCE(SUM(messages_stored), 0) AS BIGINT) FROM usage_metrics WHERE user_id = '{guest}'"
         ))
         .await,
         1,

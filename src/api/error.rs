@@ -97,7 +97,7 @@ impl From<ServiceError> for ApiError {
             ServiceError::RateLimited { retry_after_secs } => {
                 ApiError::TooManyRequests(ErrorBody::new("rate_limited", message), retry_after_secs)
             }
-            ServiceError::Unavailable(cause) => {
+            ServiceError::Unavailable(cause) | ServiceError::Contended(cause) => {
                 error!(error = %cause, "database unavailable");
                 ApiError::Unavailable(
                     ErrorBody::new(

@@ -60,7 +60,7 @@ impl HealthApi {
                 crate::config::DatabaseKind::Postgres => "postgres",
             }
             .into(),
-            l1: state.hot.state().await.as_str().into(),
+            l1: state.hot.state().as_str().into(),
             l1_backend: state.hot.backend().into(),
         };
         if sql_up {

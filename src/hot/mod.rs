@@ -3,6 +3,7 @@
 //! answered from SQL by the caller.
 
 mod memory;
+mod redis;
 
 use std::time::Duration;
 
@@ -10,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 pub use memory::MemoryCache;
+pub use redis::RedisCache;
 
 /// One message as the hot cache holds it (one JSON object per list element in Redis).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -59,6 +61,7 @@ impl HotState {
 #[derive(Clone)]
 pub enum HotCache {
     Memory(MemoryCache),
+    Redis(RedisCache),
 }
 
 impl HotCache {
@@ -67,16 +70,31 @@ impl HotCache {
         HotCache::Memory(MemoryCache::new(ttl, capacity_bytes))
     }
 
+    /// The Redis backend (lazy: start-up never waits for Redis). Call [`HotCache::start`].
+    pub fn redis(url: &str, key_prefix: &str, timeout: Duration, ttl: Duration) -> Result<Self, HotError> {
+        Ok(HotCache::Redis(RedisCache::new(url, key_prefix, timeout, ttl)?))
+    }
+
+    /// Starts background work (the Redis health probe).
+    pub async fn start(&self) {
+        if let HotCache::Redis(r) = self {
+            r.start().await;
+        }
+    }
+
     /// The backend's name, for `/readyz` and logs.
     pub fn backend(&self) -> &'static str {
         match self {
             HotCache::Memory(_) => "memory",
+            HotCache::Redis(_) => "redis",
         }
     }
 
-    pub async fn state(&self) -> HotState {
+    pub fn state(&self) -> HotState {
         match self {
             HotCache::Memory(_) => HotState::Up,
+            HotCache::Redis(r) if r.is_up() => HotState::Up,
+            HotCache::Redis(_) => HotState::Down,
         }
     }
 
@@ -87,6 +105,7 @@ impl HotCache {
     ) -> Result<Option<Vec<CachedMessage>>, HotError> {
         match self {
             HotCache::Memory(m) => Ok(m.get(guest_id).await),
+            HotCache::Redis(r) => r.get(guest_id).await,
         }
     }
 
@@ -101,6 +120,7 @@ impl HotCache {
                 m.merge(guest_id, std::slice::from_ref(message)).await;
                 Ok(())
             }
+            HotCache::Redis(r) => r.append(guest_id, message).await,
         }
     }
 
@@ -115,6 +135,7 @@ impl HotCache {
                 m.merge(guest_id, messages).await;
                 Ok(())
             }
+            HotCache::Redis(r) => r.fill(guest_id, messages).await,
         }
     }
 
@@ -124,6 +145,7 @@ impl HotCache {
                 m.remove(guest_id).await;
                 Ok(())
             }
+            HotCache::Redis(r) => r.remove(guest_id).await,
         }
     }
 }

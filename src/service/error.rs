@@ -27,6 +27,10 @@ pub enum ServiceError {
     /// The database cannot be reached or is too busy: nothing was written; retry later.
     #[error("the database is unavailable")]
     Unavailable(#[source] DbErr),
+    /// A transient conflict between concurrent transactions (serialisation failure, dead-lock);
+    /// the operation may be retried as a whole.
+    #[error("concurrent update conflict")]
+    Contended(#[source] DbErr),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -44,9 +48,22 @@ impl From<DbErr> for ServiceError {
     fn from(err: DbErr) -> Self {
         if is_unavailable(&err) {
             ServiceError::Unavailable(err)
+        } else if is_contended(&err) {
+            ServiceError::Contended(err)
         } else {
             ServiceError::Internal(err.to_string())
         }
+    }
+}
+
+/// True for PostgreSQL serialisation failures (40001) and dead-locks (40P01).
+pub fn is_contended(err: &DbErr) -> bool {
+    match err {
+        DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e)) => {
+            matches!(e.as_ref(), sea_orm::sqlx::Error::Database(db)
+                if db.code().is_some_and(|c| c == "40001" || c == "40P01"))
+        }
+        _ => false,
     }
 }
 

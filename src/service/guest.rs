@@ -29,6 +29,7 @@ pub const ROLES: [&str; 3] = ["user", "assistant", "system"];
 pub const CONTENT_TYPES: [&str; 3] = ["text", "markdown", "json"];
 const MIGRATION_VERSION: &str = "1.0";
 const TITLE_CHARS: usize = 80;
+const WRITE_RETRIES: u64 = 3;
 
 /// A message as a guest sends it.
 #[derive(Clone, Debug)]
@@ -231,9 +232,33 @@ impl GuestService {
         Ok(())
     }
 
-    /// Stores one guest message: SQL first (one transaction), then L1.
+    /// Stores one guest message: SQL first (one transaction), then L1. A transaction that loses
+    /// a serialisation race is retried as a whole.
     #[instrument(skip_all, fields(guest_id = %guest_id))]
     pub async fn append(
+        &self,
+        guest_id: &str,
+        token: Option<&str>,
+        msg: NewMessage,
+    ) -> Result<Appended, ServiceError> {
+        let mut attempt = 0;
+        loop {
+            match self.append_once(guest_id, token, msg.clone()).await {
+                Err(ServiceError::Contended(err)) if attempt < WRITE_RETRIES => {
+                    attempt += 1;
+                    warn!(error = %err, attempt, "write conflict; retrying");
+                    tokio::time::sleep(std::time::Duration::from_millis(5 * attempt)).await;
+                }
+                Err(ServiceError::Unavailable(err)) => {
+                    self.store.note_error(&err);
+                    return Err(ServiceError::Unavailable(err));
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn append_once(
         &self,
         guest_id: &str,
         token: Option<&str>,
@@ -412,15 +437,11 @@ impl GuestService {
         }
         self.usage
             .record(guest_id, "guest", |d| d.cache_misses += 1);
-        let db = self.store.conn();
-        let conversation = find_conversation(db, guest_id)
-            .await?
-            .ok_or(ServiceError::GuestNotFound)?;
-        let rows = message_cache::Entity::find()
-            .filter(message_cache::Column::ConversationId.eq(conversation.id))
-            .order_by_asc(message_cache::Column::Sequence)
-            .all(db)
-            .await?;
+        let (conversation, rows) = self
+            .read_from_sql(guest_id)
+            .await
+            .inspect_err(|e| self.store.note_error(e))?;
+        let conversation = conversation.ok_or(ServiceError::GuestNotFound)?;
         let messages: Vec<CachedMessage> = rows.iter().map(to_cached).collect();
         if !messages.is_empty()
             && conversation.main_conversation_id.is_none()
@@ -434,6 +455,27 @@ impl GuestService {
             source: Source::L2,
             migrated_to: conversation.main_conversation_id,
         })
+    }
+
+    async fn read_from_sql(
+        &self,
+        guest_id: &str,
+    ) -> Result<(Option<conversation_cache::Model>, Vec<message_cache::Model>), sea_orm::DbErr> {
+        self.store.check_available()?;
+        let db = self.store.conn();
+        let Some(conversation) = conversation_cache::Entity::find()
+            .filter(conversation_cache::Column::GuestId.eq(guest_id))
+            .one(db)
+            .await?
+        else {
+            return Ok((None, Vec::new()));
+        };
+        let rows = message_cache::Entity::find()
+            .filter(message_cache::Column::ConversationId.eq(conversation.id))
+            .order_by_asc(message_cache::Column::Sequence)
+            .all(db)
+            .await?;
+        Ok((Some(conversation), rows))
     }
 
     /// Erases the guest from every layer. A migrated guest belongs to its account: 409.

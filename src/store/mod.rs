@@ -1,7 +1,13 @@
 //! SQL access: the connection pool (SQLite in WAL mode, or PostgreSQL), schema migrations, and
 //! write transactions that cannot dead-lock on a read→write upgrade.
 
-use std::time::Duration;
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
+};
 
 use migration::{Migrator, MigratorTrait};
 use sea_orm::{
@@ -17,6 +23,22 @@ use crate::config::{DatabaseKind, Settings};
 pub struct Store {
     db: DatabaseConnection,
     kind: DatabaseKind,
+    breaker: Arc<Breaker>,
+}
+
+/// After the database is found unreachable, requests fail fast for a short window instead of
+/// each waiting out the pool's acquire timeout; then one request tries again.
+struct Breaker {
+    epoch: Instant,
+    open_until_ms: AtomicU64,
+}
+
+const BREAKER_WINDOW: Duration = Duration::from_secs(1);
+
+impl Breaker {
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
 }
 
 impl Store {
@@ -27,6 +49,7 @@ impl Store {
             .map_err(|e| DbErr::Custom(e.to_string()))?;
         let mut options = ConnectOptions::new(settings.database_url());
         let busy = Duration::from_millis(settings.database.busy_timeout_ms);
+        let statement_timeout = settings.database.statement_timeout_ms;
         options
             .max_connections(settings.database.max_connections)
             .min_connections(1)
@@ -38,9 +61,23 @@ impl Store {
                     .busy_timeout(busy)
                     .foreign_keys(true)
                     .create_if_missing(true)
+            })
+            .map_sqlx_postgres_opts(move |o| {
+                if statement_timeout == 0 {
+                    o
+                } else {
+                    o.options([("statement_timeout", statement_timeout.to_string())])
+                }
             });
         let db = Database::connect(options).await?;
-        Ok(Self { db, kind })
+        Ok(Self {
+            db,
+            kind,
+            breaker: Arc::new(Breaker {
+                epoch: Instant::now(),
+                open_until_ms: AtomicU64::new(0),
+            }),
+        })
     }
 
     pub fn conn(&self) -> &DatabaseConnection {
@@ -76,17 +113,47 @@ impl Store {
     /// Begins a write transaction. On SQLite it takes the write lock at `BEGIN` (IMMEDIATE), so
     /// two writers never both hold read locks and dead-lock when upgrading.
     pub async fn begin_write(&self) -> Result<DatabaseTransaction, DbErr> {
+        self.check_available()?;
         let options = TransactionOptions {
             sqlite_transaction_mode: (self.kind == DatabaseKind::Sqlite)
                 .then_some(SqliteTransactionMode::Immediate),
             ..Default::default()
         };
-        self.db.begin_with_options(options).await
+        let result = self.db.begin_with_options(options).await;
+        if let Err(err) = &result {
+            self.note_error(err);
+        }
+        result
     }
 
-    /// A cheap round trip, for `/readyz`.
+    /// Fails fast while the database was recently found unreachable.
+    pub fn check_available(&self) -> Result<(), DbErr> {
+        if self.breaker.now_ms() < self.breaker.open_until_ms.load(Ordering::Acquire) {
+            return Err(DbErr::ConnectionAcquire(sea_orm::ConnAcquireErr::Timeout));
+        }
+        Ok(())
+    }
+
+    /// Records an error: if it means the database is unreachable, fail fast for a moment.
+    pub fn note_error(&self, err: &DbErr) {
+        if crate::service::is_unavailable(err) {
+            let until = self.breaker.now_ms() + BREAKER_WINDOW.as_millis() as u64;
+            self.breaker.open_until_ms.store(until, Ordering::Release);
+        }
+    }
+
+    /// A cheap round trip, for `/readyz`. Bypasses the breaker and closes it on success.
     pub async fn ping(&self) -> Result<(), DbErr> {
-        self.db.execute_unprepared("SELECT 1").await.map(|_| ())
+        match self.db.execute_unprepared("SELECT 1").await {
+            Ok(_) => {
+                self.breaker.open_until_ms.store(0, Ordering::Release);
+                Ok(())
+            }
+            Err(err) => {
+                self.note_error(&err);
+                Err(err)
+            }
+        }
     }
 
     pub async fn close(self) {

@@ -347,3 +347,35 @@ pub async fn join_all<F: std::future::Future>(
     .await;
     out.into_iter().map(|o| o.expect("done")).collect()
 }
+
+pub mod proxy;
+
+/// `host:port` of a `redis://` or `postgres://` URL, resolved.
+pub fn socket_of(url: &str) -> std::net::SocketAddr {
+    let rest = url.split_once("://").map(|(_, r)| r).unwrap_or(url);
+    let hostport = rest.rsplit_once('@').map(|(_, h)| h).unwrap_or(rest);
+    let hostport = hostport.split('/').next().unwrap_or(hostport);
+    use std::net::ToSocketAddrs;
+    hostport
+        .to_socket_addrs()
+        .expect("resolve")
+        .next()
+        .expect("an address")
+}
+
+/// Waits until `/readyz` reports `l1` as `want`.
+pub async fn wait_for_l1(app: &TestApp, want: &str) -> bool {
+    app.eventually(Duration::from_secs(15), || async {
+        let body: Value = app
+            .client
+            .get(app.url("/readyz"))
+            .send()
+            .await
+            .expect("readyz")
+            .json()
+            .await
+            .unwrap_or(Value::Null);
+        body["l1"] == want
+    })
+    .await
+}

@@ -1,0 +1,312 @@
+//! The Redis hot-cache backend. Guest keys are lists `{prefix}guest:{guest_id}` holding one JSON
+//! message per element, as the seeds show, so `LRANGE` in redis-cli shows the chat.
+//!
+//! Failure handling: the connection is lazy (start-up never waits for Redis); every call has a
+//! short timeout; a failed call marks Redis down and from then on calls fail fast while a probe
+//! task pings it. A key that a write could not update is remembered as dirty and deleted before
+//! Redis is used again, so a returning Redis never serves a history that misses a message.
+
+use std::{
+    collections::HashSet,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
+
+use redis::{
+    AsyncCommands, Client, RedisError, Script,
+    aio::{ConnectionManager, ConnectionManagerConfig},
+};
+use tracing::{info, warn};
+
+use super::{CachedMessage, HotError, merge_sorted};
+
+/// Dirty keys kept individually; past this, recovery deletes every guest key of this prefix.
+const MAX_DIRTY_KEYS: usize = 100_000;
+const PROBE_EVERY: Duration = Duration::from_millis(500);
+
+/// Merges snapshot items (ARGV[2..]) into the list at KEYS[1] by `sequence`, rewrites it in
+/// order, and sets its TTL (ARGV[1]) — atomically, so a key never exists without a TTL and an
+/// append that raced the refill is kept.
+const FILL_SCRIPT: &str = r#"
+local items = {}
+local seen = {}
+local function add(raw)
+  local seq = cjson.decode(raw)['sequence']
+  if seq ~= nil and not seen[seq] then
+    seen[seq] = true
+    table.insert(items, {seq, raw})
+  end
+end
+for _, raw in ipairs(redis.call('LRANGE', KEYS[1], 0, -1)) do add(raw) end
+for i = 2, #ARGV do add(ARGV[i]) end
+table.sort(items, function(a, b) return a[1] < b[1] end)
+redis.call('DEL', KEYS[1])
+local batch = {}
+for _, item in ipairs(items) do
+  table.insert(batch, item[2])
+  if #batch == 500 then redis.call('RPUSH', KEYS[1], unpack(batch)); batch = {} end
+end
+if #batch > 0 then redis.call('RPUSH', KEYS[1], unpack(batch)) end
+if #items > 0 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
+return #items
+"#;
+
+#[derive(Clone)]
+pub struct RedisCache {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    conn: ConnectionManager,
+    prefix: String,
+    timeout: Duration,
+    ttl_secs: i64,
+    up: AtomicBool,
+    dirty: Mutex<Dirty>,
+    fill: Script,
+}
+
+#[derive(Default)]
+struct Dirty {
+    keys: HashSet<String>,
+    overflow: bool,
+}
+
+impl RedisCache {
+    /// Prepares a lazy connection; nothing is sent until [`RedisCache::start`].
+    pub fn new(url: &str, prefix: &str, timeout: Duration, ttl: Duration) -> Result<Self, HotError> {
+        let client = Client::open(url).map_err(|e| HotError(format!("bad Redis URL: {e}")))?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(timeout.max(Duration::from_millis(500))))
+            .set_response_timeout(Some(timeout))
+            .set_number_of_retries(1)
+            .set_max_delay(Duration::from_millis(200));
+        let conn = ConnectionManager::new_lazy_with_config(client, config)
+            .map_err(|e| HotError(format!("Redis client: {e}")))?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                conn,
+                prefix: prefix.to_string(),
+                timeout,
+                ttl_secs: i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX),
+                up: AtomicBool::new(false),
+                dirty: Mutex::new(Dirty::default()),
+                fill: Script::new(FILL_SCRIPT),
+            }),
+        })
+    }
+
+    /// One connection attempt (so `/readyz` is right from the start), then the probe task.
+    pub async fn start(&self) {
+        if self.ping().await.is_ok() {
+            self.inner.up.store(true, Ordering::Release);
+            info!("hot cache: Redis is up");
+        } else {
+            warn!("hot cache: Redis is not reachable; serving from SQL until it is");
+        }
+        let this = self.clone();
+        tokio::spawn(async move { this.probe_forever().await });
+    }
+
+    pub fn is_up(&self) -> bool {
+        self.inner.up.load(Ordering::Acquire)
+    }
+
+    fn key(&self, guest_id: &str) -> String {
+        format!("{}guest:{guest_id}", self.inner.prefix)
+    }
+
+    async fn ping(&self) -> Result<(), HotError> {
+        let mut conn = self.inner.conn.clone();
+        let _: String = bounded(self.inner.timeout, redis::cmd("PING").query_async(&mut conn)).await?;
+        Ok(())
+    }
+
+    /// Runs one Redis call with the timeout; a failure marks Redis down.
+    async fn call<T, F>(&self, f: F) -> Result<T, HotError>
+    where
+        F: Future<Output = Result<T, RedisError>>,
+    {
+        if !self.is_up() {
+            return Err(HotError("Redis is down".into()));
+        }
+        match tokio::time::timeout(self.inner.timeout, f).await {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(e)) => {
+                self.mark_down(&e.to_string());
+                Err(HotError(e.to_string()))
+            }
+            Err(_) => {
+                self.mark_down("timed out");
+                Err(HotError("Redis timed out".into()))
+            }
+        }
+    }
+
+    fn mark_down(&self, why: &str) {
+        if self.inner.up.swap(false, Ordering::AcqRel) {
+            warn!(reason = why, "hot cache: Redis is down; serving from SQL");
+        }
+    }
+
+    fn mark_dirty(&self, key: String) {
+        let mut dirty = self.inner.dirty.lock().unwrap_or_else(|p| p.into_inner());
+        if dirty.keys.len() >= MAX_DIRTY_KEYS {
+            dirty.overflow = true;
+        } else {
+            dirty.keys.insert(key);
+        }
+    }
+
+    fn is_dirty(&self, key: &str) -> bool {
+        let dirty = self.inner.dirty.lock().unwrap_or_else(|p| p.into_inner());
+        dirty.overflow || dirty.keys.contains(key)
+    }
+
+    pub async fn get(&self, guest_id: &str) -> Result<Option<Vec<CachedMessage>>, HotError> {
+        let key = self.key(guest_id);
+        if self.is_dirty(&key) {
+            return Ok(None);
+        }
+        let mut conn = self.inner.conn.clone();
+        let raw: Vec<String> = self.call(conn.lrange(&key, 0, -1)).await?;
+        if raw.is_empty() {
+            return Ok(None);
+        }
+        let mut parsed = Vec::with_capacity(raw.len());
+        for item in &raw {
+            match serde_json::from_str::<CachedMessage>(item) {
+                Ok(m) => parsed.push(m),
+                // Not ours or damaged: treat as a miss; the refill rewrites it from SQL.
+                Err(_) => return Ok(None),
+            }
+        }
+        parsed.sort_by_key(|m| m.sequence);
+        parsed.dedup_by_key(|m| m.sequence);
+        Ok(Some(parsed))
+    }
+
+    /// RPUSH + EXPIRE in one MULTI. On failure the key is remembered as dirty.
+    pub async fn append(&self, guest_id: &str, message: &CachedMessage) -> Result<(), HotError> {
+        let key = self.key(guest_id);
+        let json = serde_json::to_string(message).map_err(|e| HotError(e.to_string()))?;
+        let mut conn = self.inner.conn.clone();
+        let mut pipe = redis::pipe();
+        pipe.atomic()
+            .rpush(&key, json)
+            .ignore()
+            .expire(&key, self.inner.ttl_secs)
+            .ignore();
+        let result: Result<(), HotError> = self.call(pipe.query_async(&mut conn)).await;
+        if result.is_err() {
+            self.mark_dirty(key);
+        }
+        result
+    }
+
+    /// Merges `messages` into the list (see [`FILL_SCRIPT`]). Skipped for dirty keys.
+    pub async fn fill(&self, guest_id: &str, messages: &[CachedMessage]) -> Result<(), HotError> {
+        let key = self.key(guest_id);
+        if self.is_dirty(&key) || messages.is_empty() {
+            return Ok(());
+        }
+        let mut invocation = self.inner.fill.key(&key);
+        invocation.arg(self.inner.ttl_secs);
+        for m in merge_sorted(&[], messages) {
+            invocation.arg(serde_json::to_string(&m).map_err(|e| HotError(e.to_string()))?);
+        }
+        let mut conn = self.inner.conn.clone();
+        let _: i64 = self.call(invocation.invoke_async(&mut conn)).await?;
+        Ok(())
+    }
+
+    pub async fn remove(&self, guest_id: &str) -> Result<(), HotError> {
+        let key = self.key(guest_id);
+        let mut conn = self.inner.conn.clone();
+        let result: Result<(), HotError> = self.call(conn.del(&key)).await;
+        if result.is_err() {
+            self.mark_dirty(key);
+        }
+        result
+    }
+
+    /// Pings Redis; when it answers, deletes every dirty key, and only then uses it again.
+    async fn probe_forever(&self) {
+        let mut tick = tokio::time::interval(PROBE_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            if self.ping().await.is_err() {
+                self.mark_down("ping failed");
+                continue;
+            }
+            match self.clean_dirty().await {
+                Ok(()) => {
+                    if !self.inner.up.swap(true, Ordering::AcqRel) {
+                        info!("hot cache: Redis is back");
+                    }
+                }
+                Err(e) => warn!(error = %e, "hot cache: could not drop stale keys yet"),
+            }
+        }
+    }
+
+    async fn clean_dirty(&self) -> Result<(), HotError> {
+        let (keys, overflow) = {
+            let dirty = self.inner.dirty.lock().unwrap_or_else(|p| p.into_inner());
+            (dirty.keys.iter().cloned().collect::<Vec<_>>(), dirty.overflow)
+        };
+        let mut conn = self.inner.conn.clone();
+        let timeout = self.inner.timeout * 4;
+        for chunk in keys.chunks(500) {
+            bounded(timeout, conn.del::<_, ()>(chunk.to_vec())).await?;
+        }
+        if overflow {
+            let pattern = format!("{}guest:*", self.inner.prefix);
+            let mut cursor: u64 = 0;
+            loop {
+                let (next, found): (u64, Vec<String>) = bounded(
+                    timeout,
+                    redis::cmd("SCAN")
+                        .arg(cursor)
+                        .arg("MATCH")
+                        .arg(&pattern)
+                        .arg("COUNT")
+                        .arg(1000)
+                        .query_async(&mut conn),
+                )
+                .await?;
+                if !found.is_empty() {
+                    bounded(timeout, conn.del::<_, ()>(found)).await?;
+                }
+                cursor = next;
+                if cursor == 0 {
+                    break;
+                }
+            }
+        }
+        let mut dirty = self.inner.dirty.lock().unwrap_or_else(|p| p.into_inner());
+        for key in &keys {
+            dirty.keys.remove(key);
+        }
+        if overflow {
+            dirty.overflow = false;
+        }
+        Ok(())
+    }
+}
+
+/// Awaits a Redis call for at most `timeout`.
+async fn bounded<T>(
+    timeout: Duration,
+    f: impl Future<Output = Result<T, RedisError>>,
+) -> Result<T, HotError> {
+    match tokio::time::timeout(timeout, f).await {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(e)) => Err(HotError(e.to_string())),
+        Err(_) => Err(HotError("Redis timed out".into())),
+    }
+}
