@@ -22,7 +22,10 @@ fn shell(var: &str) {
 #[tokio::test]
 #[ignore = "stops PostgreSQL: run alone with GENESIS_TEST_DATABASE_URL, GENESIS_TEST_PG_STOP and GENESIS_TEST_PG_START"]
 async fn postgres_restart_gives_503s_while_down_and_loses_no_acknowledged_message() {
-    assert!(std::env::var("GENESIS_TEST_DATABASE_URL").is_ok(), "needs PostgreSQL");
+    assert!(
+        std::env::var("GENESIS_TEST_DATABASE_URL").is_ok(),
+        "needs PostgreSQL"
+    );
     let app = spawn_app().await;
     if std::env::var("GENESIS_TEST_REDIS_URL").is_ok() {
         assert!(wait_for_l1(&app, "up").await);
@@ -61,8 +64,16 @@ async fn postgres_restart_gives_503s_while_down_and_loses_no_acknowledged_messag
             other => panic!("unexpected {other} while PostgreSQL is down"),
         }
     }
-    assert!(refused > 0, "writes must be refused while PostgreSQL is down");
-    let ready = app.client.get(app.url("/readyz")).send().await.expect("readyz");
+    assert!(
+        refused > 0,
+        "writes must be refused while PostgreSQL is down"
+    );
+    let ready = app
+        .client
+        .get(app.url("/readyz"))
+        .send()
+        .await
+        .expect("readyz");
     assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
     let ready: Value = ready.json().await.expect("json");
     assert_eq!(ready["sql"], "down");
@@ -92,15 +103,23 @@ async fn postgres_restart_gives_503s_while_down_and_loses_no_acknowledged_messag
     let rows = db
         .query_all_raw(Statement::from_string(
             db.get_database_backend(),
-            "SELECT CAST(id AS TEXT) AS id, sequence FROM message_cache ORDER BY sequence".to_string(),
+            "SELECT CAST(id AS TEXT) AS id, sequence FROM message_cache ORDER BY sequence"
+                .to_string(),
         ))
         .await
         .expect("query");
-    let stored: Vec<String> = rows.iter().map(|r| r.try_get::<String>("", "id").expect("id")).collect();
+    let stored: Vec<String> = rows
+        .iter()
+        .map(|r| r.try_get::<String>("", "id").expect("id"))
+        .collect();
     for id in &acked {
         assert!(stored.contains(id), "acknowledged message {id} lost");
     }
-    assert_eq!(stored.len(), acked.len(), "nothing stored that was not acknowledged");
+    assert_eq!(
+        stored.len(),
+        acked.len(),
+        "nothing stored that was not acknowledged"
+    );
     for (i, r) in rows.iter().enumerate() {
         assert_eq!(r.try_get::<i64>("", "sequence").expect("seq"), i as i64 + 1);
     }

@@ -31,7 +31,11 @@ async fn redis_stopping_mid_run_loses_nothing_and_l1_resumes_when_it_returns() {
         ("REDIS_USE_LOCAL", "false"),
     ])
     .await;
-    assert!(wait_for_l1(&app, "up").await, "Redis never came up; log:\n{}", app.log());
+    assert!(
+        wait_for_l1(&app, "up").await,
+        "Redis never came up; log:\n{}",
+        app.log()
+    );
     let (guest, token) = app.new_guest().await;
     for text in ["one", "two", "three"] {
         app.say(&guest, &token, "user", text).await;
@@ -45,25 +49,48 @@ async fn redis_stopping_mid_run_loses_nothing_and_l1_resumes_when_it_returns() {
         let (status, body) = app
             .post_message(&guest, Some(&token), json!({"role":"user","content":text}))
             .await;
-        assert_eq!(status, StatusCode::CREATED, "write during the outage: {body}");
+        assert_eq!(
+            status,
+            StatusCode::CREATED,
+            "write during the outage: {body}"
+        );
     }
-    assert!(wait_for_l1(&app, "down").await, "readyz never showed l1 down");
+    assert!(
+        wait_for_l1(&app, "down").await,
+        "readyz never showed l1 down"
+    );
     let (status, history) = app.history(&guest, &token).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(history["source"], "l2", "reads fall back to SQL");
-    assert_eq!(contents(&history), ["one", "two", "three", "four", "five", "six"]);
+    assert_eq!(
+        contents(&history),
+        ["one", "two", "three", "four", "five", "six"]
+    );
     // A new guest can start and chat with Redis down.
     let (other, other_token) = app.new_guest().await;
-    app.say(&other, &other_token, "user", "hello while down").await;
+    app.say(&other, &other_token, "user", "hello while down")
+        .await;
 
     proxy.restore();
-    assert!(wait_for_l1(&app, "up").await, "L1 not used again after Redis returned");
+    assert!(
+        wait_for_l1(&app, "up").await,
+        "L1 not used again after Redis returned"
+    );
     // The key that missed writes was dropped: no stale three-message history is served.
     let (_, history) = app.history(&guest, &token).await;
-    assert_eq!(contents(&history), ["one", "two", "three", "four", "five", "six"]);
+    assert_eq!(
+        contents(&history),
+        ["one", "two", "three", "four", "five", "six"]
+    );
     let (_, history) = app.history(&guest, &token).await;
-    assert_eq!(history["source"], "l1", "L1 is used again without a restart");
-    assert_eq!(contents(&history), ["one", "two", "three", "four", "five", "six"]);
+    assert_eq!(
+        history["source"], "l1",
+        "L1 is used again without a restart"
+    );
+    assert_eq!(
+        contents(&history),
+        ["one", "two", "three", "four", "five", "six"]
+    );
     app.say(&guest, &token, "user", "seven").await;
     let (_, history) = app.history(&guest, &token).await;
     assert_eq!(history["source"], "l1");
@@ -89,26 +116,53 @@ async fn a_flushed_redis_is_rebuilt_from_sql_and_lists_show_in_redis_cli_form() 
     .await;
     assert!(wait_for_l1(&app, "up").await);
     let (guest, token) = app.new_guest().await;
-    let said = ["hi", "hello, how can I help?", "tell me a joke", "why did the…"];
+    let said = [
+        "hi",
+        "hello, how can I help?",
+        "tell me a joke",
+        "why did the…",
+    ];
     for (i, text) in said.iter().enumerate() {
-        app.say(&guest, &token, if i % 2 == 0 { "user" } else { "assistant" }, text).await;
+        app.say(
+            &guest,
+            &token,
+            if i % 2 == 0 { "user" } else { "assistant" },
+            text,
+        )
+        .await;
     }
     let (_, history) = app.history(&guest, &token).await;
     assert_eq!(history["source"], "l1");
 
     let client = redis::Client::open(url.as_str()).expect("client");
-    let mut conn = client.get_multiplexed_async_connection().await.expect("connect");
+    let mut conn = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connect");
     let key = format!("guest:{guest}");
-    let items: Vec<String> = redis::cmd("LRANGE").arg(&key).arg(0).arg(-1).query_async(&mut conn).await.expect("lrange");
+    let items: Vec<String> = redis::cmd("LRANGE")
+        .arg(&key)
+        .arg(0)
+        .arg(-1)
+        .query_async(&mut conn)
+        .await
+        .expect("lrange");
     assert_eq!(items.len(), 4);
     let first: Value = serde_json::from_str(&items[0]).expect("json element");
     assert_eq!(first["role"], "user");
     assert_eq!(first["content"], "hi");
     assert!(first["timestamp"].is_string());
-    let ttl: i64 = redis::cmd("TTL").arg(&key).query_async(&mut conn).await.expect("ttl");
+    let ttl: i64 = redis::cmd("TTL")
+        .arg(&key)
+        .query_async(&mut conn)
+        .await
+        .expect("ttl");
     assert!((86_000..=86_400).contains(&ttl), "TTL {ttl}");
 
-    let _: () = redis::cmd("FLUSHDB").query_async(&mut conn).await.expect("flush");
+    let _: () = redis::cmd("FLUSHDB")
+        .query_async(&mut conn)
+        .await
+        .expect("flush");
     let (status, history) = app.history(&guest, &token).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(history["source"], "l2");
@@ -116,11 +170,18 @@ async fn a_flushed_redis_is_rebuilt_from_sql_and_lists_show_in_redis_cli_form() 
     let (_, history) = app.history(&guest, &token).await;
     assert_eq!(history["source"], "l1", "refilled from SQL");
     assert_eq!(contents(&history), said);
-    let ttl: i64 = redis::cmd("TTL").arg(&key).query_async(&mut conn).await.expect("ttl");
+    let ttl: i64 = redis::cmd("TTL")
+        .arg(&key)
+        .query_async(&mut conn)
+        .await
+        .expect("ttl");
     assert!(ttl > 0, "a refilled key has a TTL");
 
     // A write after the flush, before any read, leaves a partial list: reads still see all.
-    let _: () = redis::cmd("FLUSHDB").query_async(&mut conn).await.expect("flush");
+    let _: () = redis::cmd("FLUSHDB")
+        .query_async(&mut conn)
+        .await
+        .expect("flush");
     app.say(&guest, &token, "user", "after the flush").await;
     let (_, history) = app.history(&guest, &token).await;
     assert_eq!(contents(&history).len(), 5);

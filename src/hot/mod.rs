@@ -71,8 +71,15 @@ impl HotCache {
     }
 
     /// The Redis backend (lazy: start-up never waits for Redis). Call [`HotCache::start`].
-    pub fn redis(url: &str, key_prefix: &str, timeout: Duration, ttl: Duration) -> Result<Self, HotError> {
-        Ok(HotCache::Redis(RedisCache::new(url, key_prefix, timeout, ttl)?))
+    pub fn redis(
+        url: &str,
+        key_prefix: &str,
+        timeout: Duration,
+        ttl: Duration,
+    ) -> Result<Self, HotError> {
+        Ok(HotCache::Redis(RedisCache::new(
+            url, key_prefix, timeout, ttl,
+        )?))
     }
 
     /// Starts background work (the Redis health probe).

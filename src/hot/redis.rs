@@ -77,7 +77,12 @@ struct Dirty {
 
 impl RedisCache {
     /// Prepares a lazy connection; nothing is sent until [`RedisCache::start`].
-    pub fn new(url: &str, prefix: &str, timeout: Duration, ttl: Duration) -> Result<Self, HotError> {
+    pub fn new(
+        url: &str,
+        prefix: &str,
+        timeout: Duration,
+        ttl: Duration,
+    ) -> Result<Self, HotError> {
         let client = Client::open(url).map_err(|e| HotError(format!("bad Redis URL: {e}")))?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(timeout.max(Duration::from_millis(500))))
@@ -121,7 +126,11 @@ impl RedisCache {
 
     async fn ping(&self) -> Result<(), HotError> {
         let mut conn = self.inner.conn.clone();
-        let _: String = bounded(self.inner.timeout, redis::cmd("PING").query_async(&mut conn)).await?;
+        let _: String = bounded(
+            self.inner.timeout,
+            redis::cmd("PING").query_async(&mut conn),
+        )
+        .await?;
         Ok(())
     }
 
@@ -257,7 +266,10 @@ impl RedisCache {
     async fn clean_dirty(&self) -> Result<(), HotError> {
         let (keys, overflow) = {
             let dirty = self.inner.dirty.lock().unwrap_or_else(|p| p.into_inner());
-            (dirty.keys.iter().cloned().collect::<Vec<_>>(), dirty.overflow)
+            (
+                dirty.keys.iter().cloned().collect::<Vec<_>>(),
+                dirty.overflow,
+            )
         };
         let mut conn = self.inner.conn.clone();
         let timeout = self.inner.timeout * 4;

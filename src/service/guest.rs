@@ -460,7 +460,8 @@ impl GuestService {
     async fn read_from_sql(
         &self,
         guest_id: &str,
-    ) -> Result<(Option<conversation_cache::Model>, Vec<message_cache::Model>), sea_orm::DbErr> {
+    ) -> Result<(Option<conversation_cache::Model>, Vec<message_cache::Model>), sea_orm::DbErr>
+    {
         self.store.check_available()?;
         let db = self.store.conn();
         let Some(conversation) = conversation_cache::Entity::find()
