@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use crate::{api, config::Settings, startup};
+use crate::{api, config::Settings, service::admin::AdminService, startup};
 
 pub const USAGE: &str = "\
 genesis — chat-history server for LLM chat apps
@@ -14,6 +14,8 @@ Commands:
   openapi      Print the OpenAPI spec (JSON) to stdout
   db up        Apply pending database migrations
   db status    List migrations and whether each is applied
+  verify       Check every layer against the others and the audit trail (exit 1 on any failure)
+  repair       Re-sync what verify finds missing from the cache tables and the audit trail
   help         Show this text (also -h, --help)
 
 Configuration: config/default.toml (built in) → the file in GENESIS_CONFIG →
@@ -27,6 +29,8 @@ pub enum Command {
     OpenApi,
     DbUp,
     DbStatus,
+    Verify,
+    Repair,
     Help,
 }
 
@@ -38,6 +42,8 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
         ["openapi"] => Ok(Command::OpenApi),
         ["db", "up"] => Ok(Command::DbUp),
         ["db", "status"] => Ok(Command::DbStatus),
+        ["verify"] => Ok(Command::Verify),
+        ["repair"] => Ok(Command::Repair),
         ["help"] | ["-h"] | ["--help"] => Ok(Command::Help),
         _ => Err(format!("unknown command: {}", words.join(" "))),
     }
@@ -65,6 +71,24 @@ pub async fn run(command: Command) -> ExitCode {
             }
             .await,
         ),
+        Command::Verify => verify().await,
+        Command::Repair => report(
+            async {
+                let settings = Settings::load()?;
+                let store = startup::open_store(&settings).await?;
+                let done = AdminService::new(store.clone())
+                    .repair()
+                    .await
+                    .map_err(|e| startup::StartupError::Database(sea_orm::DbErr::Custom(e.to_string())))?;
+                println!(
+                    "repair: {} ledger rows added, {} messages re-synced, {} ledger rows marked synced, {} audit rows rebuilt",
+                    done.mapping_rows_added, done.messages_resynced, done.mappings_marked_synced, done.audit_rows_added
+                );
+                store.close().await;
+                Ok(())
+            }
+            .await,
+        ),
         Command::DbStatus => report(
             async {
                 let settings = Settings::load()?;
@@ -78,6 +102,50 @@ pub async fn run(command: Command) -> ExitCode {
             }
             .await,
         ),
+    }
+}
+
+/// Prints the verification report; exit code 1 when any check fails.
+async fn verify() -> ExitCode {
+    let result = async {
+        let settings = Settings::load()?;
+        let store = startup::open_store(&settings).await?;
+        let report = AdminService::new(store.clone())
+            .verify()
+            .await
+            .map_err(|e| startup::StartupError::Database(sea_orm::DbErr::Custom(e.to_string())))?;
+        store.close().await;
+        Ok::<_, startup::StartupError>(report)
+    }
+    .await;
+    match result {
+        Ok(report) => {
+            for check in &report.checks {
+                println!(
+                    "{} {}: {}",
+                    if check.ok { "ok  " } else { "FAIL" },
+                    check.name,
+                    check.detail
+                );
+            }
+            println!(
+                "{}",
+                if report.ok {
+                    "verify: ok"
+                } else {
+                    "verify: FAILED"
+                }
+            );
+            if report.ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        Err(err) => {
+            eprintln!("genesis: {err}");
+            ExitCode::from(2)
+        }
     }
 }
 

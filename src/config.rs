@@ -100,6 +100,12 @@ pub struct AdminSettings {
 #[serde(deny_unknown_fields)]
 pub struct AuthSettings {
     pub secret: Secret,
+    pub token_ttl_secs: u64,
+    pub audience: String,
+    pub external_algorithm: String,
+    pub external_secret: Secret,
+    pub external_public_key: String,
+    pub external_audience: String,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -107,6 +113,8 @@ pub struct AuthSettings {
 pub struct LimitSettings {
     pub guest_sessions_per_ip_per_hour: u32,
     pub max_message_bytes: usize,
+    pub login_attempts_per_ip_per_hour: u32,
+    pub login_attempts_per_email_per_hour: u32,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -252,6 +260,26 @@ impl Settings {
             return Err(ConfigError(
                 "auth.secret (GENESIS__AUTH__SECRET) must be at least 32 characters".into(),
             ));
+        }
+        match self.auth.external_algorithm.as_str() {
+            "" => {}
+            "HS256" if self.auth.external_secret.is_empty() => {
+                return Err(ConfigError(
+                    "auth.external_algorithm = HS256 needs auth.external_secret (GENESIS__AUTH__EXTERNAL_SECRET)".into(),
+                ));
+            }
+            "RS256" | "ES256" if self.auth.external_public_key.trim().is_empty() => {
+                return Err(ConfigError(format!(
+                    "auth.external_algorithm = {} needs auth.external_public_key (GENESIS__AUTH__EXTERNAL_PUBLIC_KEY), a PEM public key",
+                    self.auth.external_algorithm
+                )));
+            }
+            "HS256" | "RS256" | "ES256" => {}
+            other => {
+                return Err(ConfigError(format!(
+                    "auth.external_algorithm (GENESIS__AUTH__EXTERNAL_ALGORITHM) must be empty, HS256, RS256 or ES256, got {other:?}"
+                )));
+            }
         }
         Ok(())
     }

@@ -14,8 +14,12 @@ use crate::{
     config::Settings,
     hot::HotCache,
     service::{
+        admin::AdminService,
+        auth::AuthService,
+        conversations::ConversationService,
         guest::GuestService,
         limits::RateLimiter,
+        migration::MigrationService,
         tokens::{GuestTokens, load_server_secret},
         usage::UsageCounters,
     },
@@ -93,6 +97,25 @@ pub async fn build_state(settings: Settings) -> Result<AppState, StartupError> {
         settings.limits.max_message_bytes,
         settings.guest.retention_days,
     );
+    let auth = AuthService::new(
+        store.clone(),
+        &secret,
+        &settings.auth,
+        settings.limits.login_attempts_per_ip_per_hour,
+        settings.limits.login_attempts_per_email_per_hour,
+    )
+    .map_err(|e| StartupError::Config(crate::config::ConfigError(e)))?;
+    let migrations = Arc::new(MigrationService::new(
+        store.clone(),
+        hot.clone(),
+        guests.clone(),
+    ));
+    let conversations = ConversationService::new(
+        store.clone(),
+        usage.clone(),
+        settings.limits.max_message_bytes,
+    );
+    let admin = AdminService::new(store.clone());
     let limiter = RateLimiter::<IpAddr>::new(
         settings.limits.guest_sessions_per_ip_per_hour,
         Duration::from_secs(3600),
@@ -102,6 +125,10 @@ pub async fn build_state(settings: Settings) -> Result<AppState, StartupError> {
         store,
         hot,
         guests,
+        auth,
+        migrations,
+        conversations,
+        admin,
         usage,
         guest_session_limiter: Arc::new(limiter),
     })

@@ -5,7 +5,16 @@ use std::{net::IpAddr, sync::Arc};
 use crate::{
     config::Settings,
     hot::HotCache,
-    service::{guest::GuestService, limits::RateLimiter, usage::UsageCounters},
+    service::{
+        ServiceError,
+        admin::AdminService,
+        auth::AuthService,
+        conversations::ConversationService,
+        guest::GuestService,
+        limits::RateLimiter,
+        migration::MigrationService,
+        usage::{UsageCounters, UsageDelta},
+    },
     store::Store,
 };
 
@@ -15,6 +24,23 @@ pub struct AppState {
     pub store: Store,
     pub hot: HotCache,
     pub guests: GuestService,
+    pub auth: AuthService,
+    pub migrations: Arc<MigrationService>,
+    pub conversations: ConversationService,
+    pub admin: AdminService,
     pub usage: Arc<UsageCounters>,
     pub guest_session_limiter: Arc<RateLimiter<IpAddr>>,
+}
+
+impl AppState {
+    /// Stored usage of a user or guest plus what is still pending in memory.
+    pub async fn usage_of(&self, subject: &str) -> Result<UsageDelta, ServiceError> {
+        let mut usage = self.usage.pending_for(subject);
+        if let Some(row) = self.usage.stored(self.store.conn(), subject).await? {
+            usage.requests += row.total_requests;
+            usage.messages_stored += row.messages_stored;
+            usage.tokens += row.tokens_total;
+        }
+        Ok(usage)
+    }
 }

@@ -91,6 +91,26 @@ impl From<ServiceError> for ApiError {
             ServiceError::GuestMigrated { .. } => {
                 ApiError::Conflict(ErrorBody::new("guest_migrated", message))
             }
+            ServiceError::GuestAlreadyClaimed => {
+                ApiError::Conflict(ErrorBody::new("guest_already_claimed", message))
+            }
+            ServiceError::AuthRequired => {
+                ApiError::Unauthorized(ErrorBody::new("auth_required", message))
+            }
+            ServiceError::TokenInvalid => {
+                ApiError::Unauthorized(ErrorBody::new("token_invalid", message))
+            }
+            ServiceError::BadCredentials => {
+                ApiError::Unauthorized(ErrorBody::new("invalid_credentials", message))
+            }
+            ServiceError::EmailTaken => ApiError::Conflict(ErrorBody::new("email_taken", message)),
+            ServiceError::ConversationNotFound => {
+                ApiError::NotFound(ErrorBody::new("conversation_not_found", message))
+            }
+            ServiceError::AdminDisabled => ApiError::NotFound(ErrorBody::new("not_found", message)),
+            ServiceError::AdminTokenInvalid => {
+                ApiError::Unauthorized(ErrorBody::new("admin_token_invalid", message))
+            }
             ServiceError::IdempotencyKeyReused => {
                 ApiError::Conflict(ErrorBody::new("idempotency_key_reused", message))
             }

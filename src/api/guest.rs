@@ -29,6 +29,16 @@ pub enum Role {
     System,
 }
 
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::User => "user",
+            Role::Assistant => "assistant",
+            Role::System => "system",
+        }
+    }
+}
+
 /// How a message's content is to be read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
 #[oai(rename_all = "lowercase")]
@@ -36,6 +46,16 @@ pub enum ContentType {
     Text,
     Markdown,
     Json,
+}
+
+impl ContentType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ContentType::Text => "text",
+            ContentType::Markdown => "markdown",
+            ContentType::Json => "json",
+        }
+    }
 }
 
 /// A message to store.
@@ -334,23 +354,11 @@ impl GuestApi {
 
 fn new_message(body: NewGuestMessage, idempotency_key: Option<String>) -> NewMessage {
     NewMessage {
-        role: match body.role {
-            Role::User => "user",
-            Role::Assistant => "assistant",
-            Role::System => "system",
-        }
-        .to_string(),
+        role: body.role.as_str().to_string(),
         content: body.content.0,
         timestamp: body.timestamp.map(|t| t.with_timezone(&Utc)),
         tokens: body.tokens,
-        content_type: body.content_type.map(|c| {
-            match c {
-                ContentType::Text => "text",
-                ContentType::Markdown => "markdown",
-                ContentType::Json => "json",
-            }
-            .to_string()
-        }),
+        content_type: body.content_type.map(|c| c.as_str().to_string()),
         idempotency_key,
     }
 }

@@ -2,10 +2,14 @@
 //! database, so `genesis openapi` works anywhere) and the route tree with its envelope: request
 //! ids, body limits, and the JSON error shape for every error, poem's own included.
 
+pub mod admin;
+pub mod auth;
+pub mod conversations;
 mod envelope;
 pub mod error;
 pub mod guest;
 pub mod health;
+pub mod migration;
 pub mod types;
 
 use poem::{Endpoint, EndpointExt, Route};
@@ -17,16 +21,36 @@ use crate::state::AppState;
 pub enum ApiTags {
     /// Guest chat: no account needed.
     Guest,
+    /// Accounts and access tokens.
+    Auth,
+    /// An account's conversations and messages.
+    Conversations,
+    /// Audit trail and verification (admin token).
+    Admin,
     /// Health and readiness.
     Operations,
 }
 
-pub type Apis = (health::HealthApi, guest::GuestApi);
+pub type Apis = (
+    health::HealthApi,
+    guest::GuestApi,
+    migration::MigrationApi,
+    auth::AuthApi,
+    conversations::ConversationsApi,
+    admin::AdminApi,
+);
 
 /// The OpenAPI service (also the source of `/openapi.json` and `genesis openapi`).
 pub fn openapi_service() -> OpenApiService<Apis, ()> {
     OpenApiService::new(
-        (health::HealthApi, guest::GuestApi),
+        (
+            health::HealthApi,
+            guest::GuestApi,
+            migration::MigrationApi,
+            auth::AuthApi,
+            conversations::ConversationsApi,
+            admin::AdminApi,
+        ),
         "Genesis",
         env!("CARGO_PKG_VERSION"),
     )

@@ -20,6 +20,22 @@ pub enum ServiceError {
     GuestNotFound,
     #[error("this guest was migrated into conversation {conversation_id}; it is read-only")]
     GuestMigrated { conversation_id: Uuid },
+    #[error("this guest was already migrated into another account")]
+    GuestAlreadyClaimed,
+    #[error("sign in: send Authorization: Bearer <access token>")]
+    AuthRequired,
+    #[error("the access token is invalid or expired")]
+    TokenInvalid,
+    #[error("wrong e-mail or password")]
+    BadCredentials,
+    #[error("an account with this e-mail already exists")]
+    EmailTaken,
+    #[error("no such conversation")]
+    ConversationNotFound,
+    #[error("the admin API is not enabled")]
+    AdminDisabled,
+    #[error("the admin token is missing or wrong")]
+    AdminTokenInvalid,
     #[error("this Idempotency-Key was already used for a different message")]
     IdempotencyKeyReused,
     #[error("too many new guest sessions from this address; retry in {retry_after_secs} s")]

@@ -181,57 +181,6 @@ impl GuestService {
         }
     }
 
-    fn validate(&self, msg: &NewMessage) -> Result<(), ServiceError> {
-        if !ROLES.contains(&msg.role.as_str()) {
-            return Err(ServiceError::invalid(
-                "invalid_role",
-                "role must be one of user, assistant, system",
-            ));
-        }
-        if msg.content.len() > self.max_message_bytes {
-            return Err(ServiceError::TooLarge {
-                size: msg.content.len(),
-                max: self.max_message_bytes,
-            });
-        }
-        if msg.content.trim().is_empty() {
-            return Err(ServiceError::invalid(
-                "content_empty",
-                "content must not be empty",
-            ));
-        }
-        if msg.content.contains('\0') {
-            return Err(ServiceError::invalid(
-                "content_invalid",
-                "content must not contain U+0000",
-            ));
-        }
-        if let Some(ct) = &msg.content_type
-            && !CONTENT_TYPES.contains(&ct.as_str())
-        {
-            return Err(ServiceError::invalid(
-                "invalid_content_type",
-                "content_type must be one of text, markdown, json",
-            ));
-        }
-        if msg.tokens.is_some_and(|t| t < 0) {
-            return Err(ServiceError::invalid(
-                "invalid_tokens",
-                "tokens must be 0 or more",
-            ));
-        }
-        if let Some(key) = &msg.idempotency_key {
-            let ok = (1..=255).contains(&key.len()) && key.bytes().all(|b| b.is_ascii_graphic());
-            if !ok {
-                return Err(ServiceError::invalid(
-                    "invalid_idempotency_key",
-                    "Idempotency-Key must be 1-255 visible ASCII characters",
-                ));
-            }
-        }
-        Ok(())
-    }
-
     /// Stores one guest message: SQL first (one transaction), then L1. A transaction that loses
     /// a serialisation race is retried as a whole.
     #[instrument(skip_all, fields(guest_id = %guest_id))]
@@ -270,7 +219,7 @@ impl GuestService {
         {
             return Err(ServiceError::GuestTokenInvalid);
         }
-        self.validate(&msg)?;
+        validate_message(&msg, self.max_message_bytes)?;
         // PostgreSQL keeps microseconds: compare retries at the precision that is stored.
         msg.timestamp = msg.timestamp.map(|t| t.trunc_subsecs(6));
 
@@ -279,12 +228,13 @@ impl GuestService {
         if !claimed && token.is_none() {
             return Err(ServiceError::GuestTokenRequired);
         }
-        if let Some(conversation_id) = conversation.main_conversation_id {
+        // Bumping the counter first locks the conversation row, so the checks below see every
+        // committed write and migration before it, and sequences stay gapless.
+        let locked = self.next_sequence(&txn, &conversation, &msg).await?;
+        if let Some(conversation_id) = locked.main_conversation_id {
             return Err(ServiceError::GuestMigrated { conversation_id });
         }
-        // Bumping the counter first locks the conversation row, so the retry check below sees
-        // every committed write before it and sequences stay gapless under concurrency.
-        let sequence = self.next_sequence(&txn, &conversation, &msg).await?;
+        let sequence = locked.message_count;
         if let Some(original) = find_retry(&txn, conversation.id, &msg).await? {
             txn.rollback().await?;
             self.usage.record(guest_id, "guest", |_| {});
@@ -379,7 +329,7 @@ impl GuestService {
         txn: &DatabaseTransaction,
         conversation: &conversation_cache::Model,
         msg: &NewMessage,
-    ) -> Result<i64, ServiceError> {
+    ) -> Result<conversation_cache::Model, ServiceError> {
         let now = now();
         let mut update = conversation_cache::Entity::update_many()
             .col_expr(
@@ -405,11 +355,10 @@ impl GuestService {
             .filter(conversation_cache::Column::Id.eq(conversation.id))
             .exec(txn)
             .await?;
-        let current = conversation_cache::Entity::find_by_id(conversation.id)
+        conversation_cache::Entity::find_by_id(conversation.id)
             .one(txn)
             .await?
-            .ok_or_else(|| ServiceError::Internal("guest conversation vanished".into()))?;
-        Ok(current.message_count)
+            .ok_or_else(|| ServiceError::Internal("guest conversation vanished".into()))
     }
 
     /// The guest's history in sequence order: L1 when it holds the complete list, else SQL
@@ -519,6 +468,58 @@ impl GuestService {
         }
         Ok(())
     }
+}
+
+/// The rules every stored message follows, guest or account.
+pub fn validate_message(msg: &NewMessage, max_message_bytes: usize) -> Result<(), ServiceError> {
+    if !ROLES.contains(&msg.role.as_str()) {
+        return Err(ServiceError::invalid(
+            "invalid_role",
+            "role must be one of user, assistant, system",
+        ));
+    }
+    if msg.content.len() > max_message_bytes {
+        return Err(ServiceError::TooLarge {
+            size: msg.content.len(),
+            max: max_message_bytes,
+        });
+    }
+    if msg.content.trim().is_empty() {
+        return Err(ServiceError::invalid(
+            "content_empty",
+            "content must not be empty",
+        ));
+    }
+    if msg.content.contains('\0') {
+        return Err(ServiceError::invalid(
+            "content_invalid",
+            "content must not contain U+0000",
+        ));
+    }
+    if let Some(ct) = &msg.content_type
+        && !CONTENT_TYPES.contains(&ct.as_str())
+    {
+        return Err(ServiceError::invalid(
+            "invalid_content_type",
+            "content_type must be one of text, markdown, json",
+        ));
+    }
+    if msg.tokens.is_some_and(|t| t < 0) {
+        return Err(ServiceError::invalid(
+            "invalid_tokens",
+            "tokens must be 0 or more",
+        ));
+    }
+    if let Some(key) = &msg.idempotency_key {
+        let ok = (1..=255).contains(&key.len()) && key.bytes().all(|b| b.is_ascii_graphic());
+        if !ok {
+            return Err(ServiceError::invalid(
+                "invalid_idempotency_key",
+                "Idempotency-Key must be 1-255 visible ASCII characters",
+            ));
+        }
+    }
+    Ok(())
 }
 
 async fn find_conversation<C: ConnectionTrait>(

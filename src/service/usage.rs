@@ -58,6 +58,25 @@ impl UsageCounters {
         f(delta);
     }
 
+    /// What is pending in memory for `subject`.
+    pub fn pending_for(&self, subject: &str) -> UsageDelta {
+        let pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        pending.get(subject).cloned().unwrap_or_default()
+    }
+
+    /// The flushed row for `subject`.
+    pub async fn stored<C: ConnectionTrait>(
+        &self,
+        db: &C,
+        subject: &str,
+    ) -> Result<Option<usage_metrics::Model>, DbErr> {
+        use sea_orm::{ColumnTrait, QueryFilter};
+        usage_metrics::Entity::find()
+            .filter(Column::UserId.eq(subject))
+            .one(db)
+            .await
+    }
+
     /// Drops what is pending for `subject` (its data was erased).
     pub fn forget(&self, subject: &str) {
         let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());

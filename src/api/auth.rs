@@ -1,0 +1,187 @@
+//! Accounts: `/v1/auth/signup`, `/v1/auth/login` (both may carry a guest to migrate) and
+//! `/v1/users/me`.
+
+use chrono::{DateTime, Utc};
+use poem::{Request, web::Data};
+use poem_openapi::{ApiResponse, Object, OpenApi, payload::Json};
+use uuid::Uuid;
+
+use super::{
+    ApiTags, error::ApiResult, guest::bearer, migration::MigrationResult, types::StrictString,
+};
+use crate::{
+    service::{ServiceError, auth::Session},
+    state::AppState,
+};
+
+/// E-mail and password, optionally with a guest whose conversation moves into the account.
+#[derive(Debug, Object)]
+pub struct Credentials {
+    pub email: StrictString,
+    /// At least 8 characters.
+    pub password: StrictString,
+    /// A guest to migrate into the account in the same call (needs `guest_token`).
+    pub guest_id: Option<String>,
+    pub guest_token: Option<String>,
+}
+
+#[derive(Debug, Object)]
+pub struct User {
+    pub id: Uuid,
+    #[oai(skip_serializing_if_is_none)]
+    pub email: Option<String>,
+    #[oai(skip_serializing_if_is_none)]
+    pub display_name: Option<String>,
+    pub tier: String,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<entity::users::Model> for User {
+    fn from(u: entity::users::Model) -> Self {
+        Self {
+            id: u.id,
+            email: u.email,
+            display_name: u.display_name,
+            tier: u.tier,
+            created_at: u.created_at,
+        }
+    }
+}
+
+/// A signed-in user.
+#[derive(Debug, Object)]
+pub struct AuthSession {
+    pub user: User,
+    /// Send as `Authorization: Bearer <access_token>`.
+    pub access_token: String,
+    /// Always `bearer`.
+    pub token_type: String,
+    pub expires_at: DateTime<Utc>,
+    /// The guest migration done in this call, when `guest_id` was sent.
+    #[oai(skip_serializing_if_is_none)]
+    pub migration: Option<MigrationResult>,
+}
+
+#[derive(Debug, ApiResponse)]
+pub enum SignupResponse {
+    /// The account was created.
+    #[oai(status = 201)]
+    Created(Json<AuthSession>),
+}
+
+/// Usage counters (flushed from memory every few seconds).
+#[derive(Debug, Object)]
+pub struct Usage {
+    pub total_requests: i64,
+    pub messages_stored: i64,
+    pub tokens_total: i64,
+}
+
+#[derive(Debug, Object)]
+pub struct Me {
+    pub user: User,
+    pub usage: Usage,
+}
+
+pub struct AuthApi;
+
+#[OpenApi(tag = "ApiTags::Auth")]
+impl AuthApi {
+    /// Create an account
+    ///
+    /// Returns an access token. With `guest_id` and `guest_token`, the guest's conversation moves
+    /// into the new account in the same call. 409 when the e-mail is taken; 422 for an invalid
+    /// e-mail or a password under 8 characters.
+    #[oai(path = "/v1/auth/signup", method = "post", operation_id = "signup")]
+    async fn signup(
+        &self,
+        state: Data<&AppState>,
+        body: Json<Credentials>,
+    ) -> ApiResult<SignupResponse> {
+        let guest = guest_of(&state, &body.0)?;
+        let session = state.auth.signup(&body.email.0, &body.password.0).await?;
+        let migration = carry_guest(&state, &session, guest).await?;
+        Ok(SignupResponse::Created(Json(to_session(
+            session, migration,
+        ))))
+    }
+
+    /// Log in
+    ///
+    /// Returns an access token (401 on a wrong e-mail or password; 429 past the per-address or
+    /// per-e-mail attempt limit). May carry a guest to migrate, as signup does.
+    #[oai(path = "/v1/auth/login", method = "post", operation_id = "login")]
+    async fn login(
+        &self,
+        state: Data<&AppState>,
+        req: &Request,
+        body: Json<Credentials>,
+    ) -> ApiResult<Json<AuthSession>> {
+        let guest = guest_of(&state, &body.0)?;
+        let ip = req.remote_addr().as_socket_addr().map(|a| a.ip());
+        let session = state
+            .auth
+            .login(&body.email.0, &body.password.0, ip)
+            .await?;
+        let migration = carry_guest(&state, &session, guest).await?;
+        Ok(Json(to_session(session, migration)))
+    }
+
+    /// The signed-in user, with usage
+    #[oai(path = "/v1/users/me", method = "get", operation_id = "get_me")]
+    async fn me(&self, state: Data<&AppState>, req: &Request) -> ApiResult<Json<Me>> {
+        let user = state.auth.authenticate(bearer(req)).await?;
+        let usage = state.usage_of(&user.id.to_string()).await?;
+        Ok(Json(Me {
+            user: user.into(),
+            usage: Usage {
+                total_requests: usage.requests,
+                messages_stored: usage.messages_stored,
+                tokens_total: usage.tokens,
+            },
+        }))
+    }
+}
+
+/// The guest named in the body, with its token checked before anything is created.
+fn guest_of(
+    state: &AppState,
+    body: &Credentials,
+) -> Result<Option<(String, String)>, ServiceError> {
+    match (&body.guest_id, &body.guest_token) {
+        (None, None) => Ok(None),
+        (Some(id), token) => {
+            state.guests.authorize(id, token.as_deref())?;
+            Ok(Some((id.clone(), token.clone().unwrap_or_default())))
+        }
+        (None, Some(_)) => Err(ServiceError::invalid(
+            "guest_id_required",
+            "guest_token needs guest_id",
+        )),
+    }
+}
+
+async fn carry_guest(
+    state: &AppState,
+    session: &Session,
+    guest: Option<(String, String)>,
+) -> Result<Option<MigrationResult>, ServiceError> {
+    let Some((guest_id, token)) = guest else {
+        return Ok(None);
+    };
+    let report = state
+        .migrations
+        .migrate(session.user.id, &guest_id, Some(&token))
+        .await?;
+    Ok(Some(report.into()))
+}
+
+fn to_session(s: Session, migration: Option<MigrationResult>) -> AuthSession {
+    AuthSession {
+        user: s.user.into(),
+        access_token: s.access_token,
+        token_type: "bearer".into(),
+        expires_at: s.expires_at,
+        migration,
+    }
+}

@@ -1,0 +1,396 @@
+//! Accounts and access tokens: sign-up and login with argon2id passwords, built-in JWTs (HS256,
+//! signed with a key derived from the server secret, `aud` and `exp` checked), and tokens from an
+//! outside identity provider (HS256 secret or RS256/ES256 public key; `sub` → `external_id`).
+
+use std::{net::IpAddr, sync::Arc, time::Duration};
+
+use argon2::{Argon2, PasswordHasher, PasswordVerifier};
+use chrono::{DateTime, Utc};
+use entity::users;
+use hmac::{Hmac, KeyInit, Mac};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, sea_query::OnConflict,
+};
+use serde::{Deserialize, Serialize};
+use sha2::Sha256;
+use tracing::instrument;
+use uuid::Uuid;
+
+use super::{ServiceError, guest::now, limits::RateLimiter};
+use crate::{config::AuthSettings, store::Store};
+
+const ISSUER: &str = "genesis";
+const MIN_PASSWORD_CHARS: usize = 8;
+const MAX_PASSWORD_BYTES: usize = 1024;
+
+/// A signed-in user and their new access token.
+#[derive(Clone, Debug)]
+pub struct Session {
+    pub user: users::Model,
+    pub access_token: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Claims {
+    sub: String,
+    aud: String,
+    iss: String,
+    exp: i64,
+    iat: i64,
+}
+
+/// The claims read from any accepted token.
+#[derive(Debug, Deserialize)]
+struct SubjectClaims {
+    sub: String,
+}
+
+struct External {
+    algorithm: Algorithm,
+    key: DecodingKey,
+    audience: String,
+}
+
+#[derive(Clone)]
+pub struct AuthService {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Store,
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    audience: String,
+    ttl: chrono::Duration,
+    external: Option<External>,
+    login_per_ip: RateLimiter<IpAddr>,
+    login_per_email: RateLimiter<String>,
+    /// Verified against when an e-mail is unknown, so a login takes as long either way.
+    dummy_hash: String,
+}
+
+impl AuthService {
+    pub fn new(
+        store: Store,
+        secret: &[u8],
+        settings: &AuthSettings,
+        login_per_ip_per_hour: u32,
+        login_per_email_per_hour: u32,
+    ) -> Result<Self, String> {
+        let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(secret)
+            .map_err(|e| format!("server secret: {e}"))?;
+        mac.update(b"genesis/access-token/v1");
+        let key = mac.finalize().into_bytes();
+        let external = match settings.external_algorithm.as_str() {
+            "" => None,
+            "HS256" => Some(External {
+                algorithm: Algorithm::HS256,
+                key: DecodingKey::from_secret(settings.external_secret.expose().as_bytes()),
+                audience: settings.external_audience.clone(),
+            }),
+            "RS256" => Some(External {
+                algorithm: Algorithm::RS256,
+                key: DecodingKey::from_rsa_pem(settings.external_public_key.as_bytes())
+                    .map_err(|e| format!("auth.external_public_key is not an RSA PEM key: {e}"))?,
+                audience: settings.external_audience.clone(),
+            }),
+            "ES256" => Some(External {
+                algorithm: Algorithm::ES256,
+                key: DecodingKey::from_ec_pem(settings.external_public_key.as_bytes())
+                    .map_err(|e| format!("auth.external_public_key is not an EC PEM key: {e}"))?,
+                audience: settings.external_audience.clone(),
+            }),
+            other => return Err(format!("unsupported auth.external_algorithm {other}")),
+        };
+        let dummy_hash = Argon2::default()
+            .hash_password(b"not a real password")
+            .map_err(|e| format!("argon2: {e}"))?
+            .to_string();
+        let hour = Duration::from_secs(3600);
+        Ok(Self {
+            inner: Arc::new(Inner {
+                store,
+                encoding: EncodingKey::from_secret(&key),
+                decoding: DecodingKey::from_secret(&key),
+                audience: settings.audience.clone(),
+                ttl: chrono::Duration::seconds(
+                    i64::try_from(settings.token_ttl_secs).unwrap_or(i64::MAX / 2),
+                ),
+                external,
+                login_per_ip: RateLimiter::new(login_per_ip_per_hour, hour),
+                login_per_email: RateLimiter::new(login_per_email_per_hour, hour),
+                dummy_hash,
+            }),
+        })
+    }
+
+    /// Creates an account. Taken e-mail → 409; invalid e-mail or short password → 422.
+    #[instrument(skip_all)]
+    pub async fn signup(&self, email: &str, password: &str) -> Result<Session, ServiceError> {
+        let email = normalize_email(email)?;
+        validate_password(password)?;
+        let hash = hash_password(password.to_string()).await?;
+        let at = now();
+        let user = users::ActiveModel {
+            id: Set(Uuid::now_v7()),
+            external_id: Set(None),
+            email: Set(Some(email)),
+            password_hash: Set(Some(hash)),
+            display_name: Set(None),
+            tier: Set("free".into()),
+            created_at: Set(at),
+            updated_at: Set(at),
+        };
+        let inserted = users::Entity::insert(user)
+            .on_conflict(
+                OnConflict::column(users::Column::Email)
+                    .do_nothing()
+                    .to_owned(),
+            )
+            .exec_with_returning(self.inner.store.conn())
+            .await;
+        match inserted {
+            Ok(user) => Ok(self.session(user)?),
+            Err(sea_orm::DbErr::RecordNotInserted | sea_orm::DbErr::RecordNotFound(_)) => {
+                Err(ServiceError::EmailTaken)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Checks an e-mail and password. Rate-limited per client address and per e-mail.
+    #[instrument(skip_all)]
+    pub async fn login(
+        &self,
+        email: &str,
+        password: &str,
+        ip: Option<IpAddr>,
+    ) -> Result<Session, ServiceError> {
+        if let Some(ip) = ip {
+            self.inner
+                .login_per_ip
+                .check(ip)
+                .map_err(|retry_after_secs| ServiceError::RateLimited { retry_after_secs })?;
+        }
+        let email = normalize_email(email)?;
+        self.inner
+            .login_per_email
+            .check(email.clone())
+            .map_err(|retry_after_secs| ServiceError::RateLimited { retry_after_secs })?;
+        let user = users::Entity::find()
+            .filter(users::Column::Email.eq(email.as_str()))
+            .one(self.inner.store.conn())
+            .await?;
+        let stored = user
+            .as_ref()
+            .and_then(|u| u.password_hash.clone())
+            .unwrap_or_else(|| self.inner.dummy_hash.clone());
+        let ok = verify_password(password.to_string(), stored).await?;
+        match user {
+            Some(user) if ok && user.password_hash.is_some() => self.session(user),
+            _ => Err(ServiceError::BadCredentials),
+        }
+    }
+
+    fn session(&self, user: users::Model) -> Result<Session, ServiceError> {
+        let issued = Utc::now();
+        let expires_at = issued + self.inner.ttl;
+        let claims = Claims {
+            sub: user.id.to_string(),
+            aud: self.inner.audience.clone(),
+            iss: ISSUER.into(),
+            exp: expires_at.timestamp(),
+            iat: issued.timestamp(),
+        };
+        let access_token = jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &claims,
+            &self.inner.encoding,
+        )
+        .map_err(|e| ServiceError::Internal(format!("sign token: {e}")))?;
+        Ok(Session {
+            user,
+            access_token,
+            expires_at,
+        })
+    }
+
+    /// The user a bearer token belongs to. Missing → `AuthRequired`; anything wrong → `TokenInvalid`.
+    pub async fn authenticate(&self, token: Option<&str>) -> Result<users::Model, ServiceError> {
+        let token = token.ok_or(ServiceError::AuthRequired)?;
+        let header = jsonwebtoken::decode_header(token).map_err(|_| ServiceError::TokenInvalid)?;
+        if header.alg == Algorithm::HS256 {
+            let mut validation = Validation::new(Algorithm::HS256);
+            validation.set_audience(&[self.inner.audience.as_str()]);
+            validation.set_issuer(&[ISSUER]);
+            validation.set_required_spec_claims(&["exp", "sub", "aud", "iss"]);
+            if let Ok(data) =
+                jsonwebtoken::decode::<SubjectClaims>(token, &self.inner.decoding, &validation)
+            {
+                let id =
+                    Uuid::parse_str(&data.claims.sub).map_err(|_| ServiceError::TokenInvalid)?;
+                return users::Entity::find_by_id(id)
+                    .one(self.inner.store.conn())
+                    .await?
+                    .ok_or(ServiceError::TokenInvalid);
+            }
+        }
+        let external = self
+            .inner
+            .external
+            .as_ref()
+            .ok_or(ServiceError::TokenInvalid)?;
+        if header.alg != external.algorithm {
+            return Err(ServiceError::TokenInvalid);
+        }
+        let mut validation = Validation::new(external.algorithm);
+        validation.set_audience(&[external.audience.as_str()]);
+        validation.set_required_spec_claims(&["exp", "sub", "aud"]);
+        let data = jsonwebtoken::decode::<SubjectClaims>(token, &external.key, &validation)
+            .map_err(|_| ServiceError::TokenInvalid)?;
+        if data.claims.sub.is_empty() || data.claims.sub.len() > 255 {
+            return Err(ServiceError::TokenInvalid);
+        }
+        self.external_user(&data.claims.sub).await
+    }
+
+    /// The user row for an outside identity, created on first use.
+    async fn external_user(&self, sub: &str) -> Result<users::Model, ServiceError> {
+        let db = self.inner.store.conn();
+        if let Some(user) = find_external(db, sub).await? {
+            return Ok(user);
+        }
+        let at = now();
+        users::Entity::insert(users::ActiveModel {
+            id: Set(Uuid::now_v7()),
+            external_id: Set(Some(sub.to_string())),
+            email: Set(None),
+            password_hash: Set(None),
+            display_name: Set(None),
+            tier: Set("free".into()),
+            created_at: Set(at),
+            updated_at: Set(at),
+        })
+        .on_conflict(
+            OnConflict::column(users::Column::ExternalId)
+                .do_nothing()
+                .to_owned(),
+        )
+        .exec_without_returning(db)
+        .await?;
+        find_external(db, sub)
+            .await?
+            .ok_or_else(|| ServiceError::Internal("external user vanished".into()))
+    }
+}
+
+async fn find_external<C: ConnectionTrait>(
+    db: &C,
+    sub: &str,
+) -> Result<Option<users::Model>, ServiceError> {
+    Ok(users::Entity::find()
+        .filter(users::Column::ExternalId.eq(sub))
+        .one(db)
+        .await?)
+}
+
+/// Lower-cases and checks an e-mail address (one `@`, a dotted domain, no spaces).
+pub fn normalize_email(email: &str) -> Result<String, ServiceError> {
+    let email = email.trim().to_lowercase();
+    let valid = email.len() <= 254
+        && !email.chars().any(|c| c.is_whitespace() || c.is_control())
+        && match email.split_once('@') {
+            Some((local, domain)) => {
+                !local.is_empty()
+                    && !domain.contains('@')
+                    && domain.contains('.')
+                    && !domain.starts_with('.')
+                    && !domain.ends_with('.')
+            }
+            None => false,
+        };
+    if valid {
+        Ok(email)
+    } else {
+        Err(ServiceError::invalid(
+            "invalid_email",
+            "email is not a valid address",
+        ))
+    }
+}
+
+fn validate_password(password: &str) -> Result<(), ServiceError> {
+    if password.chars().count() < MIN_PASSWORD_CHARS {
+        return Err(ServiceError::invalid(
+            "password_too_short",
+            format!("password must be at least {MIN_PASSWORD_CHARS} characters"),
+        ));
+    }
+    if password.len() > MAX_PASSWORD_BYTES {
+        return Err(ServiceError::invalid(
+            "password_too_long",
+            format!("password must be at most {MAX_PASSWORD_BYTES} bytes"),
+        ));
+    }
+    Ok(())
+}
+
+async fn hash_password(password: String) -> Result<String, ServiceError> {
+    tokio::task::spawn_blocking(move || {
+        Argon2::default()
+            .hash_password(password.as_bytes())
+            .map(|h| h.to_string())
+            .map_err(|e| ServiceError::Internal(format!("argon2: {e}")))
+    })
+    .await
+    .map_err(|e| ServiceError::Internal(format!("hashing task: {e}")))?
+}
+
+async fn verify_password(password: String, hash: String) -> Result<bool, ServiceError> {
+    if password.len() > MAX_PASSWORD_BYTES {
+        return Ok(false);
+    }
+    tokio::task::spawn_blocking(move || {
+        Argon2::default()
+            .verify_password(password.as_bytes(), hash.as_str())
+            .is_ok()
+    })
+    .await
+    .map_err(|e| ServiceError::Internal(format!("hashing task: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emails_are_lower_cased_and_checked() {
+        assert_eq!(
+            normalize_email(" Ada@Example.COM ").ok().as_deref(),
+            Some("ada@example.com")
+        );
+        for bad in [
+            "",
+            "ada",
+            "ada@",
+            "@example.com",
+            "ada@example",
+            "a da@example.com",
+            "a@b@c.com",
+        ] {
+            assert!(normalize_email(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn passwords_need_eight_characters() {
+        assert!(validate_password("1234567").is_err());
+        assert!(validate_password("12345678").is_ok());
+        assert!(
+            validate_password("ÄÖÜäöüßé").is_ok(),
+            "characters, not bytes"
+        );
+    }
+}

@@ -1,0 +1,326 @@
+//! An account's conversations and messages (the main database). Another user's conversation is
+//! "not found": nobody learns that it exists.
+
+use entity::{conversations, messages};
+use sea_orm::{
+    ActiveValue::Set,
+    ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    sea_query::{Expr, ExprTrait},
+};
+use tracing::{instrument, warn};
+use uuid::Uuid;
+
+use super::{
+    ServiceError,
+    guest::{NewMessage, md5_hex, now, validate_message},
+    usage::UsageCounters,
+};
+use crate::store::Store;
+use std::sync::Arc;
+
+pub const DEFAULT_PAGE: u64 = 100;
+pub const MAX_PAGE: u64 = 1000;
+
+/// Fields of a new conversation.
+#[derive(Clone, Debug, Default)]
+pub struct NewConversation {
+    pub title: Option<String>,
+    pub description: Option<String>,
+    pub agent_type: Option<String>,
+    pub model_used: Option<String>,
+    pub system_prompt: Option<String>,
+    pub temperature: Option<f64>,
+    pub max_tokens: Option<i32>,
+    pub tags: Vec<String>,
+}
+
+/// A message a signed-in user adds: the guest fields plus the model that wrote it.
+#[derive(Clone, Debug)]
+pub struct NewAccountMessage {
+    pub message: NewMessage,
+    pub model_used: Option<String>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Clone)]
+pub struct ConversationService {
+    store: Store,
+    usage: Arc<UsageCounters>,
+    max_message_bytes: usize,
+}
+
+impl ConversationService {
+    pub fn new(store: Store, usage: Arc<UsageCounters>, max_message_bytes: usize) -> Self {
+        Self {
+            store,
+            usage,
+            max_message_bytes,
+        }
+    }
+
+    #[instrument(skip_all, fields(user_id = %user_id))]
+    pub async fn create(
+        &self,
+        user_id: Uuid,
+        new: NewConversation,
+    ) -> Result<conversations::Model, ServiceError> {
+        if new.temperature.is_some_and(|t| !(0.0..=2.0).contains(&t)) {
+            return Err(ServiceError::invalid(
+                "invalid_temperature",
+                "temperature must be between 0 and 2",
+            ));
+        }
+        if new.max_tokens.is_some_and(|t| t <= 0) {
+            return Err(ServiceError::invalid(
+                "invalid_max_tokens",
+                "max_tokens must be positive",
+            ));
+        }
+        let at = now();
+        let row = conversations::ActiveModel {
+            id: Set(Uuid::now_v7()),
+            user_id: Set(user_id),
+            title: Set(new
+                .title
+                .filter(|t| !t.trim().is_empty())
+                .unwrap_or_else(|| "New conversation".into())),
+            description: Set(new.description),
+            agent_type: Set(new.agent_type.unwrap_or_else(|| "text-generation".into())),
+            model_used: Set(new.model_used),
+            system_prompt: Set(new.system_prompt),
+            temperature: Set(new.temperature),
+            max_tokens: Set(new.max_tokens),
+            status: Set("active".into()),
+            message_count: Set(0),
+            token_count: Set(0),
+            is_public: Set(false),
+            is_shared: Set(false),
+            tags: Set(serde_json::json!(new.tags)),
+            last_message_at: Set(None),
+            created_at: Set(at),
+            updated_at: Set(at),
+            origin_guest_id: Set(None),
+        };
+        let created = conversations::Entity::insert(row)
+            .exec_with_returning(self.store.conn())
+            .await?;
+        self.usage.record(&user_id.to_string(), "user", |_| {});
+        Ok(created)
+    }
+
+    /// The user's conversations, newest first; `cursor` is the last id of the previous page.
+    pub async fn list(
+        &self,
+        user_id: Uuid,
+        limit: Option<u64>,
+        cursor: Option<&str>,
+    ) -> Result<Page<conversations::Model>, ServiceError> {
+        let limit = page_size(limit)?;
+        let mut query = conversations::Entity::find()
+            .filter(conversations::Column::UserId.eq(user_id))
+            .filter(conversations::Column::Status.ne("deleted"))
+            .order_by_desc(conversations::Column::Id)
+            .limit(limit + 1);
+        if let Some(cursor) = cursor {
+            let after = Uuid::parse_str(cursor).map_err(|_| bad_cursor())?;
+            query = query.filter(conversations::Column::Id.lt(after));
+        }
+        let mut items = query.all(self.store.conn()).await?;
+        let next_cursor = (items.len() as u64 > limit).then(|| {
+            items.truncate(limit as usize);
+            items.last().map(|c| c.id.to_string())
+        });
+        Ok(Page {
+            items,
+            next_cursor: next_cursor.flatten(),
+        })
+    }
+
+    /// One of the user's conversations, or `ConversationNotFound` (also for other users' ones).
+    pub async fn get(&self, user_id: Uuid, id: Uuid) -> Result<conversations::Model, ServiceError> {
+        conversations::Entity::find_by_id(id)
+            .filter(conversations::Column::UserId.eq(user_id))
+            .one(self.store.conn())
+            .await?
+            .ok_or(ServiceError::ConversationNotFound)
+    }
+
+    /// Messages in `message_index` order; `cursor` is the last index of the previous page.
+    pub async fn messages(
+        &self,
+        user_id: Uuid,
+        id: Uuid,
+        limit: Option<u64>,
+        cursor: Option<&str>,
+    ) -> Result<Page<messages::Model>, ServiceError> {
+        self.get(user_id, id).await?;
+        let limit = page_size(limit)?;
+        let mut query = messages::Entity::find()
+            .filter(messages::Column::ConversationId.eq(id))
+            .order_by_asc(messages::Column::MessageIndex)
+            .limit(limit + 1);
+        if let Some(cursor) = cursor {
+            let after: i64 = cursor.parse().map_err(|_| bad_cursor())?;
+            query = query.filter(messages::Column::MessageIndex.gt(after));
+        }
+        let mut items = query.all(self.store.conn()).await?;
+        let next_cursor = (items.len() as u64 > limit).then(|| {
+            items.truncate(limit as usize);
+            items.last().map(|m| m.message_index.to_string())
+        });
+        self.usage.record(&user_id.to_string(), "user", |_| {});
+        Ok(Page {
+            items,
+            next_cursor: next_cursor.flatten(),
+        })
+    }
+
+    /// Adds a message at the next `message_index`. A retry (same role, content and timestamp, or
+    /// the same `Idempotency-Key`) returns the original with `true`.
+    #[instrument(skip_all, fields(user_id = %user_id, conversation_id = %id))]
+    pub async fn add_message(
+        &self,
+        user_id: Uuid,
+        id: Uuid,
+        mut msg: NewAccountMessage,
+    ) -> Result<(messages::Model, bool), ServiceError> {
+        validate_message(&msg.message, self.max_message_bytes)?;
+        msg.message.timestamp = msg
+            .message
+            .timestamp
+            .map(|t| chrono::SubsecRound::trunc_subsecs(t, 6));
+        let mut attempt = 0;
+        loop {
+            match self.add_message_once(user_id, id, &msg).await {
+                Err(ServiceError::Contended(err)) if attempt < 3 => {
+                    attempt += 1;
+                    warn!(error = %err, attempt, "write conflict; retrying");
+                }
+                Err(ServiceError::Unavailable(err)) => {
+                    self.store.note_error(&err);
+                    return Err(ServiceError::Unavailable(err));
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn add_message_once(
+        &self,
+        user_id: Uuid,
+        id: Uuid,
+        msg: &NewAccountMessage,
+    ) -> Result<(messages::Model, bool), ServiceError> {
+        let txn = self.store.begin_write().await?;
+        let at = now();
+        let m = &msg.message;
+        let tokens = i64::from(m.tokens.unwrap_or(0));
+        // Locks the conversation row: indexes stay gapless and the retry check sees every write.
+        let updated = conversations::Entity::update_many()
+            .col_expr(
+                conversations::Column::MessageCount,
+                Expr::col(conversations::Column::MessageCount).add(1),
+            )
+            .col_expr(
+                conversations::Column::TokenCount,
+                Expr::col(conversations::Column::TokenCount).add(tokens),
+            )
+            .col_expr(conversations::Column::LastMessageAt, Expr::value(Some(at)))
+            .col_expr(conversations::Column::UpdatedAt, Expr::value(at))
+            .filter(conversations::Column::Id.eq(id))
+            .filter(conversations::Column::UserId.eq(user_id))
+            .exec(&txn)
+            .await?;
+        if updated.rows_affected == 0 {
+            return Err(ServiceError::ConversationNotFound);
+        }
+        if let Some(original) = find_retry(&txn, id, m).await? {
+            txn.rollback().await?;
+            return Ok((original, true));
+        }
+        let conversation = conversations::Entity::find_by_id(id)
+            .one(&txn)
+            .await?
+            .ok_or(ServiceError::ConversationNotFound)?;
+        let stored = messages::Entity::insert(messages::ActiveModel {
+            id: Set(Uuid::now_v7()),
+            conversation_id: Set(id),
+            user_id: Set(user_id),
+            role: Set(m.role.clone()),
+            content: Set(m.content.clone()),
+            content_type: Set(m.content_type.clone().unwrap_or_else(|| "text".into())),
+            message_index: Set(conversation.message_count),
+            tokens_used: Set(m.tokens),
+            model_used: Set(msg.model_used.clone()),
+            user_rating: Set(None),
+            is_edited: Set(false),
+            is_regeneration: Set(false),
+            parent_message_id: Set(None),
+            flagged: Set(false),
+            created_at: Set(at),
+            updated_at: Set(at),
+            content_hash: Set(md5_hex(&m.content)),
+            origin_cache_message_id: Set(None),
+            client_timestamp: Set(m.timestamp),
+            idempotency_key: Set(m.idempotency_key.clone()),
+        })
+        .exec_with_returning(&txn)
+        .await?;
+        txn.commit().await?;
+        self.usage.record(&user_id.to_string(), "user", |d| {
+            d.messages_stored += 1;
+            d.tokens += tokens;
+        });
+        Ok((stored, false))
+    }
+}
+
+async fn find_retry(
+    txn: &DatabaseTransaction,
+    id: Uuid,
+    msg: &NewMessage,
+) -> Result<Option<messages::Model>, ServiceError> {
+    let base = messages::Entity::find().filter(messages::Column::ConversationId.eq(id));
+    if let Some(key) = &msg.idempotency_key {
+        return match base
+            .filter(messages::Column::IdempotencyKey.eq(key.as_str()))
+            .one(txn)
+            .await?
+        {
+            Some(found) if found.role == msg.role && found.content == msg.content => {
+                Ok(Some(found))
+            }
+            Some(_) => Err(ServiceError::IdempotencyKeyReused),
+            None => Ok(None),
+        };
+    }
+    let Some(timestamp) = msg.timestamp else {
+        return Ok(None);
+    };
+    let candidates = base
+        .filter(messages::Column::Role.eq(msg.role.as_str()))
+        .filter(messages::Column::ContentHash.eq(md5_hex(&msg.content)))
+        .filter(messages::Column::ClientTimestamp.eq(timestamp))
+        .all(txn)
+        .await?;
+    Ok(candidates.into_iter().find(|m| m.content == msg.content))
+}
+
+fn page_size(limit: Option<u64>) -> Result<u64, ServiceError> {
+    match limit.unwrap_or(DEFAULT_PAGE) {
+        n @ 1..=MAX_PAGE => Ok(n),
+        _ => Err(ServiceError::invalid(
+            "invalid_limit",
+            format!("limit must be between 1 and {MAX_PAGE}"),
+        )),
+    }
+}
+
+fn bad_cursor() -> ServiceError {
+    ServiceError::invalid("invalid_cursor", "cursor is not one this API returned")
+}

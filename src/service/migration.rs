@@ -1,0 +1,404 @@
+//! Guest → account migration: in ONE transaction the guest's cached conversation is re-owned, its
+//! messages are copied into `conversations`/`messages` in sequence order, the ledger rows are
+//! marked synced, a completed `cache_migrations` row is written, and counts and checksum are
+//! verified before commit. Then the guest's hot-cache key is dropped.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use chrono::{DateTime, Utc};
+use entity::{
+    cache_content_mapping, cache_migrations, conversation_cache, conversations, message_cache,
+    messages,
+};
+use sea_orm::{
+    ActiveValue::Set,
+    ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect,
+    sea_query::{Expr, ExprTrait, Query},
+};
+use sha2::{Digest, Sha256};
+use tracing::{error, info, instrument, warn};
+use uuid::Uuid;
+
+use super::{
+    ServiceError,
+    guest::{GuestService, now, sha256_hex, validate_guest_id},
+    tokens::hex,
+};
+use crate::{config::DatabaseKind, hot::HotCache, store::Store};
+
+/// What a migration did (or, for a repeat, what it had done).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MigrationReport {
+    pub migration_id: Uuid,
+    pub user_id: Uuid,
+    pub guest_id: String,
+    pub conversation_ids: Vec<Uuid>,
+    pub messages_migrated: i64,
+    pub checksum: String,
+    pub already_migrated: bool,
+    pub completed_at: Option<DateTime<Utc>>,
+}
+
+/// Checksum over an ordered list of message hashes: SHA-256 of `"{index}:{md5}\n"` lines.
+pub fn checksum<'a>(hashes: impl IntoIterator<Item = (i64, &'a str)>) -> String {
+    let mut sha = Sha256::new();
+    for (index, hash) in hashes {
+        sha.update(format!("{index}:{hash}\n").as_bytes());
+    }
+    hex(&sha.finalize())
+}
+
+/// Test-only fault injection: `GENESIS_TEST_FAILPOINTS=migrate_after_messages:N` makes the next N
+/// migrations fail after the messages are inserted. Honoured only in debug builds.
+pub struct Failpoint {
+    remaining: AtomicU32,
+}
+
+impl Failpoint {
+    pub fn from_env() -> Self {
+        let remaining = if cfg!(debug_assertions) {
+            std::env::var("GENESIS_TEST_FAILPOINTS")
+                .ok()
+                .and_then(|v| {
+                    v.strip_prefix("migrate_after_messages:")
+                        .map(str::to_string)
+                })
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(0)
+        } else {
+            0
+        };
+        Self {
+            remaining: AtomicU32::new(remaining),
+        }
+    }
+
+    fn fire(&self) -> bool {
+        self.remaining
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1))
+            .is_ok()
+    }
+}
+
+pub struct MigrationService {
+    store: Store,
+    hot: HotCache,
+    guests: GuestService,
+    failpoint: Failpoint,
+}
+
+impl MigrationService {
+    pub fn new(store: Store, hot: HotCache, guests: GuestService) -> Self {
+        Self {
+            store,
+            hot,
+            guests,
+            failpoint: Failpoint::from_env(),
+        }
+    }
+
+    /// Moves the guest's conversation into `user_id`'s account, once.
+    #[instrument(skip_all, fields(guest_id = %guest_id, user_id = %user_id))]
+    pub async fn migrate(
+        &self,
+        user_id: Uuid,
+        guest_id: &str,
+        guest_token: Option<&str>,
+    ) -> Result<MigrationReport, ServiceError> {
+        validate_guest_id(guest_id)?;
+        self.guests.authorize(guest_id, guest_token)?;
+        let started_at = now();
+        let mut attempt = 0;
+        let result = loop {
+            match self.migrate_once(user_id, guest_id, started_at).await {
+                Err(ServiceError::Contended(err)) if attempt < 3 => {
+                    attempt += 1;
+                    warn!(error = %err, attempt, "migration conflict; retrying");
+                }
+                other => break other,
+            }
+        };
+        match &result {
+            Ok(report) if !report.already_migrated => {
+                info!(messages = report.messages_migrated, "guest migrated");
+                if let Err(err) = self.hot.remove_guest(guest_id).await {
+                    warn!(error = %err, "hot cache key of a migrated guest could not be dropped");
+                }
+            }
+            Ok(_) => {}
+            Err(
+                ServiceError::GuestNotFound
+                | ServiceError::GuestAlreadyClaimed
+                | ServiceError::Unavailable(_),
+            ) => {}
+            Err(err) => {
+                self.record_failure(user_id, guest_id, started_at, err)
+                    .await
+            }
+        }
+        result
+    }
+
+    async fn migrate_once(
+        &self,
+        user_id: Uuid,
+        guest_id: &str,
+        started_at: DateTime<Utc>,
+    ) -> Result<MigrationReport, ServiceError> {
+        let txn = self.store.begin_write().await?;
+        let mut find = conversation_cache::Entity::find()
+            .filter(conversation_cache::Column::GuestId.eq(guest_id));
+        if self.store.kind() == DatabaseKind::Postgres {
+            // Concurrent migrations of one guest queue here; the later ones see the result.
+            find = find.lock_exclusive();
+        }
+        let cached = find.one(&txn).await?.ok_or(ServiceError::GuestNotFound)?;
+        if cached.main_conversation_id.is_some() {
+            return previous_result(&txn, user_id, guest_id).await;
+        }
+
+        let rows = message_cache::Entity::find()
+            .filter(message_cache::Column::ConversationId.eq(cached.id))
+            .order_by_asc(message_cache::Column::Sequence)
+            .all(&txn)
+            .await?;
+        let at = now();
+        let conversation_id = Uuid::now_v7();
+        let tokens: i64 = rows.iter().map(|m| i64::from(m.tokens.unwrap_or(0))).sum();
+        conversations::Entity::insert(conversations::ActiveModel {
+            id: Set(conversation_id),
+            user_id: Set(user_id),
+            title: Set(cached
+                .title
+                .clone()
+                .unwrap_or_else(|| "Guest conversation".into())),
+            description: Set(None),
+            agent_type: Set("text-generation".into()),
+            model_used: Set(None),
+            system_prompt: Set(None),
+            temperature: Set(None),
+            max_tokens: Set(None),
+            status: Set("active".into()),
+            message_count: Set(rows.len() as i64),
+            token_count: Set(tokens),
+            is_public: Set(false),
+            is_shared: Set(false),
+            tags: Set(serde_json::json!([])),
+            last_message_at: Set(rows.last().map(|m| m.created_at)),
+            created_at: Set(cached.created_at),
+            updated_at: Set(at),
+            origin_guest_id: Set(Some(guest_id.to_string())),
+        })
+        .exec_without_returning(&txn)
+        .await?;
+        // The account's message keeps the id the guest was given: retries and links still work.
+        for chunk in rows.chunks(200) {
+            messages::Entity::insert_many(chunk.iter().map(|m| messages::ActiveModel {
+                id: Set(m.id),
+                conversation_id: Set(conversation_id),
+                user_id: Set(user_id),
+                role: Set(m.role.clone()),
+                content: Set(m.content.clone()),
+                content_type: Set(m.content_type.clone()),
+                message_index: Set(m.sequence),
+                tokens_used: Set(m.tokens),
+                model_used: Set(None),
+                user_rating: Set(None),
+                is_edited: Set(m.is_edited),
+                is_regeneration: Set(false),
+                parent_message_id: Set(None),
+                flagged: Set(false),
+                created_at: Set(m.created_at),
+                updated_at: Set(at),
+                content_hash: Set(m.message_hash.clone()),
+                origin_cache_message_id: Set(Some(m.id)),
+                client_timestamp: Set(m.client_timestamp),
+                idempotency_key: Set(m.idempotency_key.clone()),
+            }))
+            .exec_without_returning(&txn)
+            .await?;
+        }
+        if self.failpoint.fire() {
+            return Err(ServiceError::Internal(
+                "failpoint migrate_after_messages".into(),
+            ));
+        }
+        let user = user_id.to_string();
+        let cache_ids = Query::select()
+            .column(message_cache::Column::Id)
+            .from(message_cache::Entity)
+            .and_where(Expr::col(message_cache::Column::ConversationId).eq(cached.id))
+            .to_owned();
+        cache_content_mapping::Entity::update_many()
+            .col_expr(
+                cache_content_mapping::Column::MainId,
+                Expr::col(cache_content_mapping::Column::CacheId),
+            )
+            .col_expr(cache_content_mapping::Column::IsSynced, Expr::value(true))
+            .col_expr(
+                cache_content_mapping::Column::SyncedAt,
+                Expr::value(Some(at)),
+            )
+            .col_expr(
+                cache_content_mapping::Column::UserId,
+                Expr::value(user.clone()),
+            )
+            .filter(cache_content_mapping::Column::CacheType.eq("message"))
+            .filter(cache_content_mapping::Column::CacheId.in_subquery(cache_ids))
+            .exec(&txn)
+            .await?;
+        conversation_cache::Entity::update_many()
+            .col_expr(
+                conversation_cache::Column::UserId,
+                Expr::value(user.clone()),
+            )
+            .col_expr(
+                conversation_cache::Column::Platform,
+                Expr::value("authenticated"),
+            )
+            .col_expr(
+                conversation_cache::Column::ConversationHash,
+                Expr::value(sha256_hex(&user)),
+            )
+            .col_expr(
+                conversation_cache::Column::MainConversationId,
+                Expr::value(Some(conversation_id)),
+            )
+            .col_expr(conversation_cache::Column::AccessedAt, Expr::value(at))
+            .filter(conversation_cache::Column::Id.eq(cached.id))
+            .exec(&txn)
+            .await?;
+
+        let expected = checksum(rows.iter().map(|m| (m.sequence, m.message_hash.as_str())));
+        verify_copied(&txn, conversation_id, rows.len() as i64, &expected).await?;
+
+        let migration_id = Uuid::now_v7();
+        cache_migrations::Entity::insert(cache_migrations::ActiveModel {
+            id: Set(migration_id),
+            guest_id: Set(guest_id.to_string()),
+            user_id: Set(user),
+            status: Set("completed".into()),
+            conversations_migrated: Set(1),
+            messages_migrated: Set(rows.len() as i64),
+            checksum: Set(Some(expected.clone())),
+            conversation_ids: Set(serde_json::json!([conversation_id])),
+            error: Set(None),
+            started_at: Set(started_at),
+            completed_at: Set(Some(at)),
+        })
+        .exec_without_returning(&txn)
+        .await?;
+        txn.commit().await?;
+        Ok(MigrationReport {
+            migration_id,
+            user_id,
+            guest_id: guest_id.to_string(),
+            conversation_ids: vec![conversation_id],
+            messages_migrated: rows.len() as i64,
+            checksum: expected,
+            already_migrated: false,
+            completed_at: Some(at),
+        })
+    }
+
+    /// Writes a `failed` audit row (best effort, outside the rolled-back transaction).
+    async fn record_failure(
+        &self,
+        user_id: Uuid,
+        guest_id: &str,
+        started_at: DateTime<Utc>,
+        err: &ServiceError,
+    ) {
+        error!(error = %err, "migration failed and was rolled back");
+        let row = cache_migrations::ActiveModel {
+            id: Set(Uuid::now_v7()),
+            guest_id: Set(guest_id.to_string()),
+            user_id: Set(user_id.to_string()),
+            status: Set("failed".into()),
+            conversations_migrated: Set(0),
+            messages_migrated: Set(0),
+            checksum: Set(None),
+            conversation_ids: Set(serde_json::json!([])),
+            error: Set(Some(err.to_string())),
+            started_at: Set(started_at),
+            completed_at: Set(Some(now())),
+        };
+        if let Err(e) = cache_migrations::Entity::insert(row)
+            .exec_without_returning(self.store.conn())
+            .await
+        {
+            error!(error = %e, "could not record the failed migration");
+        }
+    }
+}
+
+/// Re-reads what was copied and compares count and checksum with the cache.
+async fn verify_copied(
+    txn: &DatabaseTransaction,
+    conversation_id: Uuid,
+    expected_count: i64,
+    expected_checksum: &str,
+) -> Result<(), ServiceError> {
+    let copied: Vec<(i64, String)> = messages::Entity::find()
+        .select_only()
+        .column(messages::Column::MessageIndex)
+        .column(messages::Column::ContentHash)
+        .filter(messages::Column::ConversationId.eq(conversation_id))
+        .order_by_asc(messages::Column::MessageIndex)
+        .into_tuple()
+        .all(txn)
+        .await?;
+    let got = checksum(copied.iter().map(|(i, h)| (*i, h.as_str())));
+    if copied.len() as i64 != expected_count || got != expected_checksum {
+        return Err(ServiceError::Internal(format!(
+            "verification failed: {} of {expected_count} messages, checksum {got} != {expected_checksum}",
+            copied.len()
+        )));
+    }
+    Ok(())
+}
+
+/// The stored result for a guest migrated before: the same user gets it, anyone else 409.
+async fn previous_result<C: ConnectionTrait>(
+    db: &C,
+    user_id: Uuid,
+    guest_id: &str,
+) -> Result<MigrationReport, ServiceError> {
+    let done = cache_migrations::Entity::find()
+        .filter(cache_migrations::Column::GuestId.eq(guest_id))
+        .filter(cache_migrations::Column::Status.eq("completed"))
+        .order_by_desc(cache_migrations::Column::StartedAt)
+        .one(db)
+        .await?
+        .ok_or_else(|| ServiceError::Internal("migrated guest without an audit row".into()))?;
+    if done.user_id != user_id.to_string() {
+        return Err(ServiceError::GuestAlreadyClaimed);
+    }
+    let conversation_ids: Vec<Uuid> =
+        serde_json::from_value(done.conversation_ids.clone()).unwrap_or_default();
+    Ok(MigrationReport {
+        migration_id: done.id,
+        user_id,
+        guest_id: guest_id.to_string(),
+        conversation_ids,
+        messages_migrated: done.messages_migrated,
+        checksum: done.checksum.unwrap_or_default(),
+        already_migrated: true,
+        completed_at: done.completed_at,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_checksum_depends_on_order_and_content() {
+        let a = checksum([(1, "aa"), (2, "bb")]);
+        assert_eq!(a, checksum([(1, "aa"), (2, "bb")]));
+        assert_ne!(a, checksum([(1, "bb"), (2, "aa")]));
+        assert_ne!(a, checksum([(1, "aa")]));
+        assert_eq!(a.len(), 64);
+    }
+}
