@@ -161,7 +161,7 @@ pub async fn serve(settings: Settings) -> Result<(), StartupError> {
         .run_with_graceful_shutdown(api::routes(state.clone()), shutdown_signal(), Some(grace))
         .await;
     flusher.abort();
-    if let Err(err) = state.usage.flush(state.store.conn()).await {
+    if let Err(err) = state.usage.flush(&state.store).await {
         error!(error = %err, "final usage flush failed");
     }
     info!("stopped");
@@ -174,7 +174,7 @@ async fn flush_usage_forever(state: AppState, every: Duration) {
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        if let Err(err) = state.usage.flush(state.store.conn()).await {
+        if let Err(err) = state.usage.flush(&state.store).await {
             warn!(error = %err, "usage flush failed; counts kept for the next one");
         }
     }

@@ -18,11 +18,17 @@ use tracing::instrument;
 use uuid::Uuid;
 
 use super::{ServiceError, guest::now, limits::RateLimiter};
-use crate::{config::AuthSettings, store::Store};
+use crate::{
+    config::AuthSettings,
+    store::{Store, Write},
+};
 
 const ISSUER: &str = "genesis";
 const MIN_PASSWORD_CHARS: usize = 8;
 const MAX_PASSWORD_BYTES: usize = 1024;
+/// An argon2id hash (default parameters) of a random password nobody knows. Verified against
+/// when an e-mail is unknown, so a login takes as long whether or not the account exists.
+const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$1Yv0pZ5o0d3kq0lC3w2q0m9x8b2GqWc7m3F1r6dR8zE";
 
 /// A signed-in user and their new access token.
 #[derive(Clone, Debug)]
@@ -67,8 +73,6 @@ struct Inner {
     external: Option<External>,
     login_per_ip: RateLimiter<IpAddr>,
     login_per_email: RateLimiter<String>,
-    /// Verified against when an e-mail is unknown, so a login takes as long either way.
-    dummy_hash: String,
 }
 
 impl AuthService {
@@ -104,10 +108,6 @@ impl AuthService {
             }),
             other => return Err(format!("unsupported auth.external_algorithm {other}")),
         };
-        let dummy_hash = Argon2::default()
-            .hash_password(b"not a real password")
-            .map_err(|e| format!("argon2: {e}"))?
-            .to_string();
         let hour = Duration::from_secs(3600);
         Ok(Self {
             inner: Arc::new(Inner {
@@ -121,7 +121,6 @@ impl AuthService {
                 external,
                 login_per_ip: RateLimiter::new(login_per_ip_per_hour, hour),
                 login_per_email: RateLimiter::new(login_per_email_per_hour, hour),
-                dummy_hash,
             }),
         })
     }
@@ -143,20 +142,32 @@ impl AuthService {
             created_at: Set(at),
             updated_at: Set(at),
         };
-        let inserted = users::Entity::insert(user)
-            .on_conflict(
-                OnConflict::column(users::Column::Email)
-                    .do_nothing()
-                    .to_owned(),
-            )
-            .exec_with_returning(self.inner.store.conn())
-            .await;
+        let inserted = self
+            .inner
+            .store
+            .write(move |txn| {
+                Box::pin(async move {
+                    let result = users::Entity::insert(user)
+                        .on_conflict(
+                            OnConflict::column(users::Column::Email)
+                                .do_nothing()
+                                .to_owned(),
+                        )
+                        .exec_with_returning(txn)
+                        .await;
+                    match result {
+                        Ok(user) => Ok(Write::Commit(Some(user))),
+                        Err(
+                            sea_orm::DbErr::RecordNotInserted | sea_orm::DbErr::RecordNotFound(_),
+                        ) => Ok(Write::Discard(None)),
+                        Err(e) => Err(ServiceError::from(e)),
+                    }
+                })
+            })
+            .await?;
         match inserted {
-            Ok(user) => Ok(self.session(user)?),
-            Err(sea_orm::DbErr::RecordNotInserted | sea_orm::DbErr::RecordNotFound(_)) => {
-                Err(ServiceError::EmailTaken)
-            }
-            Err(e) => Err(e.into()),
+            Some(user) => self.session(user),
+            None => Err(ServiceError::EmailTaken),
         }
     }
 
@@ -186,7 +197,7 @@ impl AuthService {
         let stored = user
             .as_ref()
             .and_then(|u| u.password_hash.clone())
-            .unwrap_or_else(|| self.inner.dummy_hash.clone());
+            .unwrap_or_else(|| DUMMY_HASH.to_string());
         let ok = verify_password(password.to_string(), stored).await?;
         match user {
             Some(user) if ok && user.password_hash.is_some() => self.session(user),
@@ -263,7 +274,7 @@ impl AuthService {
             return Ok(user);
         }
         let at = now();
-        users::Entity::insert(users::ActiveModel {
+        let row = users::ActiveModel {
             id: Set(Uuid::now_v7()),
             external_id: Set(Some(sub.to_string())),
             email: Set(None),
@@ -272,14 +283,23 @@ impl AuthService {
             tier: Set("free".into()),
             created_at: Set(at),
             updated_at: Set(at),
-        })
-        .on_conflict(
-            OnConflict::column(users::Column::ExternalId)
-                .do_nothing()
-                .to_owned(),
-        )
-        .exec_without_returning(db)
-        .await?;
+        };
+        self.inner
+            .store
+            .write(move |txn| {
+                Box::pin(async move {
+                    users::Entity::insert(row)
+                        .on_conflict(
+                            OnConflict::column(users::Column::ExternalId)
+                                .do_nothing()
+                                .to_owned(),
+                        )
+                        .exec_without_returning(txn)
+                        .await?;
+                    Ok::<_, ServiceError>(Write::Commit(()))
+                })
+            })
+            .await?;
         find_external(db, sub)
             .await?
             .ok_or_else(|| ServiceError::Internal("external user vanished".into()))
@@ -382,6 +402,17 @@ mod tests {
         ] {
             assert!(normalize_email(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn the_dummy_hash_is_a_real_argon2id_hash_so_unknown_emails_cost_the_same() {
+        let parsed = argon2::PasswordHash::new(DUMMY_HASH).expect("valid PHC string");
+        assert_eq!(parsed.algorithm.as_str(), "argon2id");
+        assert!(
+            Argon2::default()
+                .verify_password(b"anything", DUMMY_HASH)
+                .is_err()
+        );
     }
 
     #[test]

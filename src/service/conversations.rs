@@ -4,7 +4,8 @@
 use entity::{conversations, messages};
 use sea_orm::{
     ActiveValue::Set,
-    ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    ColumnTrait, DatabaseTransaction, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder,
+    QuerySelect,
     sea_query::{Expr, ExprTrait},
 };
 use tracing::{instrument, warn};
@@ -15,7 +16,7 @@ use super::{
     guest::{NewMessage, md5_hex, now, validate_message},
     usage::UsageCounters,
 };
-use crate::store::Store;
+use crate::store::{Store, Write};
 use std::sync::Arc;
 
 pub const DEFAULT_PAGE: u64 = 100;
@@ -106,8 +107,16 @@ impl ConversationService {
             updated_at: Set(at),
             origin_guest_id: Set(None),
         };
-        let created = conversations::Entity::insert(row)
-            .exec_with_returning(self.store.conn())
+        let created = self
+            .store
+            .write(move |txn| {
+                Box::pin(async move {
+                    let created = conversations::Entity::insert(row)
+                        .exec_with_returning(txn)
+                        .await?;
+                    Ok::<_, ServiceError>(Write::Commit(created))
+                })
+            })
             .await?;
         self.usage.record(&user_id.to_string(), "user", |_| {});
         Ok(created)
@@ -216,68 +225,82 @@ impl ConversationService {
         id: Uuid,
         msg: &NewAccountMessage,
     ) -> Result<(messages::Model, bool), ServiceError> {
-        let txn = self.store.begin_write().await?;
-        let at = now();
-        let m = &msg.message;
-        let tokens = i64::from(m.tokens.unwrap_or(0));
-        // Locks the conversation row: indexes stay gapless and the retry check sees every write.
-        let updated = conversations::Entity::update_many()
-            .col_expr(
-                conversations::Column::MessageCount,
-                Expr::col(conversations::Column::MessageCount).add(1),
-            )
-            .col_expr(
-                conversations::Column::TokenCount,
-                Expr::col(conversations::Column::TokenCount).add(tokens),
-            )
-            .col_expr(conversations::Column::LastMessageAt, Expr::value(Some(at)))
-            .col_expr(conversations::Column::UpdatedAt, Expr::value(at))
-            .filter(conversations::Column::Id.eq(id))
-            .filter(conversations::Column::UserId.eq(user_id))
-            .exec(&txn)
+        let owned = msg.clone();
+        let (stored, duplicate) = self
+            .store
+            .write(move |txn| Box::pin(add_message_in(txn, user_id, id, owned)))
             .await?;
-        if updated.rows_affected == 0 {
-            return Err(ServiceError::ConversationNotFound);
+        if duplicate {
+            return Ok((stored, true));
         }
-        if let Some(original) = find_retry(&txn, id, m).await? {
-            txn.rollback().await?;
-            return Ok((original, true));
-        }
-        let conversation = conversations::Entity::find_by_id(id)
-            .one(&txn)
-            .await?
-            .ok_or(ServiceError::ConversationNotFound)?;
-        let stored = messages::Entity::insert(messages::ActiveModel {
-            id: Set(Uuid::now_v7()),
-            conversation_id: Set(id),
-            user_id: Set(user_id),
-            role: Set(m.role.clone()),
-            content: Set(m.content.clone()),
-            content_type: Set(m.content_type.clone().unwrap_or_else(|| "text".into())),
-            message_index: Set(conversation.message_count),
-            tokens_used: Set(m.tokens),
-            model_used: Set(msg.model_used.clone()),
-            user_rating: Set(None),
-            is_edited: Set(false),
-            is_regeneration: Set(false),
-            parent_message_id: Set(None),
-            flagged: Set(false),
-            created_at: Set(at),
-            updated_at: Set(at),
-            content_hash: Set(md5_hex(&m.content)),
-            origin_cache_message_id: Set(None),
-            client_timestamp: Set(m.timestamp),
-            idempotency_key: Set(m.idempotency_key.clone()),
-        })
-        .exec_with_returning(&txn)
-        .await?;
-        txn.commit().await?;
+        let tokens = i64::from(stored.tokens_used.unwrap_or(0));
         self.usage.record(&user_id.to_string(), "user", |d| {
             d.messages_stored += 1;
             d.tokens += tokens;
         });
         Ok((stored, false))
     }
+}
+
+/// One account write inside a transaction (or group-commit savepoint): bump the counter (which
+/// locks the row), detect a retry (discarded), insert at the new index.
+async fn add_message_in(
+    txn: &DatabaseTransaction,
+    user_id: Uuid,
+    id: Uuid,
+    msg: NewAccountMessage,
+) -> Result<Write<(messages::Model, bool)>, ServiceError> {
+    let at = now();
+    let m = msg.message;
+    let tokens = i64::from(m.tokens.unwrap_or(0));
+    let bumped = conversations::Entity::update_many()
+        .col_expr(
+            conversations::Column::MessageCount,
+            Expr::col(conversations::Column::MessageCount).add(1),
+        )
+        .col_expr(
+            conversations::Column::TokenCount,
+            Expr::col(conversations::Column::TokenCount).add(tokens),
+        )
+        .col_expr(conversations::Column::LastMessageAt, Expr::value(Some(at)))
+        .col_expr(conversations::Column::UpdatedAt, Expr::value(at))
+        .filter(conversations::Column::Id.eq(id))
+        .filter(conversations::Column::UserId.eq(user_id))
+        .exec_with_returning(txn)
+        .await?;
+    let conversation = bumped
+        .into_iter()
+        .next()
+        .ok_or(ServiceError::ConversationNotFound)?;
+    if let Some(original) = find_retry(txn, id, &m).await? {
+        return Ok(Write::Discard((original, true)));
+    }
+    let row = messages::Model {
+        id: Uuid::now_v7(),
+        conversation_id: id,
+        user_id,
+        content_hash: md5_hex(&m.content),
+        role: m.role,
+        content: m.content,
+        content_type: m.content_type.unwrap_or_else(|| "text".into()),
+        message_index: conversation.message_count,
+        tokens_used: m.tokens,
+        model_used: msg.model_used,
+        user_rating: None,
+        is_edited: false,
+        is_regeneration: false,
+        parent_message_id: None,
+        flagged: false,
+        created_at: at,
+        updated_at: at,
+        origin_cache_message_id: None,
+        client_timestamp: m.timestamp,
+        idempotency_key: m.idempotency_key,
+    };
+    messages::Entity::insert(row.clone().into_active_model())
+        .exec_without_returning(txn)
+        .await?;
+    Ok(Write::Commit((row, false)))
 }
 
 async fn find_retry(

@@ -8,7 +8,8 @@ use entity::{cache_content_mapping, conversation_cache, message_cache, usage_met
 use md5::Md5;
 use sea_orm::{
     ActiveValue::Set,
-    ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder,
+    ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, IntoActiveModel, QueryFilter,
+    QueryOrder,
     sea_query::{Expr, ExprTrait, Func, OnConflict, Query},
 };
 use sha2::{Digest, Sha256};
@@ -22,7 +23,7 @@ use super::{
 };
 use crate::{
     hot::{CachedMessage, HotCache, is_complete},
-    store::Store,
+    store::{Store, Write},
 };
 
 pub const ROLES: [&str; 3] = ["user", "assistant", "system"];
@@ -146,12 +147,18 @@ impl GuestService {
     pub async fn create_session(&self) -> Result<GuestSession, ServiceError> {
         let guest_id = format!("g_{}", Uuid::new_v4().simple());
         let now = now();
-        let txn = self.store.begin_write().await?;
-        let row = self.new_conversation_row(&guest_id, now);
-        conversation_cache::Entity::insert(row)
-            .exec_without_returning(&txn)
-            .await?;
-        txn.commit().await?;
+        let row = new_conversation_row(&guest_id, now, self.retention, 0, None);
+        self.store
+            .write(move |txn| {
+                Box::pin(async move {
+                    conversation_cache::Entity::insert(row)
+                        .exec_without_returning(txn)
+                        .await?;
+                    Ok::<_, ServiceError>(Write::Commit(()))
+                })
+            })
+            .await
+            .inspect_err(|e| self.note(e))?;
         self.usage.record(&guest_id, "guest", |_| {});
         Ok(GuestSession {
             guest_token: self.tokens.issue(&guest_id),
@@ -160,24 +167,9 @@ impl GuestService {
         })
     }
 
-    fn new_conversation_row(
-        &self,
-        guest_id: &str,
-        now: DateTime<Utc>,
-    ) -> conversation_cache::ActiveModel {
-        conversation_cache::ActiveModel {
-            id: Set(Uuid::now_v7()),
-            user_id: Set(guest_id.to_string()),
-            platform: Set("guest".into()),
-            title: Set(None),
-            conversation_hash: Set(sha256_hex(guest_id)),
-            message_count: Set(0),
-            migration_version: Set(MIGRATION_VERSION.into()),
-            created_at: Set(now),
-            accessed_at: Set(now),
-            expires_at: Set(Some(now + self.retention)),
-            guest_id: Set(guest_id.to_string()),
-            main_conversation_id: Set(None),
+    fn note(&self, err: &ServiceError) {
+        if let ServiceError::Unavailable(e) = err {
+            self.store.note_error(e);
         }
     }
 
@@ -185,29 +177,6 @@ impl GuestService {
     /// a serialisation race is retried as a whole.
     #[instrument(skip_all, fields(guest_id = %guest_id))]
     pub async fn append(
-        &self,
-        guest_id: &str,
-        token: Option<&str>,
-        msg: NewMessage,
-    ) -> Result<Appended, ServiceError> {
-        let mut attempt = 0;
-        loop {
-            match self.append_once(guest_id, token, msg.clone()).await {
-                Err(ServiceError::Contended(err)) if attempt < WRITE_RETRIES => {
-                    attempt += 1;
-                    warn!(error = %err, attempt, "write conflict; retrying");
-                    tokio::time::sleep(std::time::Duration::from_millis(5 * attempt)).await;
-                }
-                Err(ServiceError::Unavailable(err)) => {
-                    self.store.note_error(&err);
-                    return Err(ServiceError::Unavailable(err));
-                }
-                other => return other,
-            }
-        }
-    }
-
-    async fn append_once(
         &self,
         guest_id: &str,
         token: Option<&str>,
@@ -222,143 +191,51 @@ impl GuestService {
         validate_message(&msg, self.max_message_bytes)?;
         // PostgreSQL keeps microseconds: compare retries at the precision that is stored.
         msg.timestamp = msg.timestamp.map(|t| t.trunc_subsecs(6));
-
-        let txn = self.store.begin_write().await?;
-        let (conversation, claimed) = self.claim_or_find(&txn, guest_id).await?;
-        if !claimed && token.is_none() {
-            return Err(ServiceError::GuestTokenRequired);
-        }
-        // Bumping the counter first locks the conversation row, so the checks below see every
-        // committed write and migration before it, and sequences stay gapless.
-        let locked = self.next_sequence(&txn, &conversation, &msg).await?;
-        if let Some(conversation_id) = locked.main_conversation_id {
-            return Err(ServiceError::GuestMigrated { conversation_id });
-        }
-        let sequence = locked.message_count;
-        if let Some(original) = find_retry(&txn, conversation.id, &msg).await? {
-            txn.rollback().await?;
+        let mut attempt = 0;
+        let stored = loop {
+            let (id, m, retention) = (guest_id.to_string(), msg.clone(), self.retention);
+            let has_token = token.is_some();
+            let result = self
+                .store
+                .write(move |txn| Box::pin(append_in(txn, id, has_token, m, retention)))
+                .await;
+            match result {
+                Err(ServiceError::Contended(err)) if attempt < WRITE_RETRIES => {
+                    attempt += 1;
+                    warn!(error = %err, attempt, "write conflict; retrying");
+                    tokio::time::sleep(std::time::Duration::from_millis(5 * attempt)).await;
+                }
+                other => break other.inspect_err(|e| self.note(e))?,
+            }
+        };
+        if stored.duplicate {
             self.usage.record(guest_id, "guest", |_| {});
             return Ok(Appended {
-                message: original,
+                message: stored.message,
                 duplicate: true,
                 issued_token: None,
             });
         }
-        let now = now();
-        let hash = md5_hex(&msg.content);
-        let row = message_cache::ActiveModel {
-            id: Set(Uuid::now_v7()),
-            conversation_id: Set(conversation.id),
-            role: Set(msg.role),
-            content: Set(msg.content),
-            message_hash: Set(hash.clone()),
-            tokens: Set(msg.tokens),
-            sequence: Set(sequence),
-            is_edited: Set(false),
-            quality_score: Set(None),
-            migration_version: Set(MIGRATION_VERSION.into()),
-            client_timestamp: Set(msg.timestamp),
-            created_at: Set(now),
-            updated_at: Set(now),
-            content_type: Set(msg.content_type.unwrap_or_else(|| "text".into())),
-            idempotency_key: Set(msg.idempotency_key),
-        };
-        let stored = message_cache::Entity::insert(row)
-            .exec_with_returning(&txn)
-            .await?;
-        cache_content_mapping::Entity::insert(cache_content_mapping::ActiveModel {
-            id: Set(Uuid::now_v7()),
-            cache_type: Set("message".into()),
-            cache_id: Set(stored.id),
-            user_id: Set(guest_id.to_string()),
-            content_hash: Set(hash),
-            main_id: Set(None),
-            is_synced: Set(false),
-            synced_at: Set(None),
-            created_at: Set(now),
-        })
-        .exec_without_returning(&txn)
-        .await?;
-        txn.commit().await?;
-
-        let message = to_cached(&stored);
-        if let Err(err) = self.hot.append_guest_message(guest_id, &message).await {
+        if let Err(err) = self
+            .hot
+            .append_guest_message(guest_id, &stored.message)
+            .await
+        {
             warn!(error = %err, "hot cache append failed; dropping the key");
             if let Err(err) = self.hot.remove_guest(guest_id).await {
                 warn!(error = %err, "hot cache key could not be dropped");
             }
         }
-        let tokens = i64::from(stored.tokens.unwrap_or(0));
+        let tokens = i64::from(stored.message.tokens.unwrap_or(0));
         self.usage.record(guest_id, "guest", |d| {
             d.messages_stored += 1;
             d.tokens += tokens;
         });
         Ok(Appended {
-            message,
+            message: stored.message,
             duplicate: false,
-            issued_token: (claimed && token.is_none()).then(|| self.tokens.issue(guest_id)),
+            issued_token: (stored.claimed && token.is_none()).then(|| self.tokens.issue(guest_id)),
         })
-    }
-
-    /// The guest's conversation row, creating (claiming) it if absent. `true` = created now.
-    async fn claim_or_find(
-        &self,
-        txn: &DatabaseTransaction,
-        guest_id: &str,
-    ) -> Result<(conversation_cache::Model, bool), ServiceError> {
-        if let Some(found) = find_conversation(txn, guest_id).await? {
-            return Ok((found, false));
-        }
-        let inserted =
-            conversation_cache::Entity::insert(self.new_conversation_row(guest_id, now()))
-                .on_conflict(
-                    OnConflict::column(conversation_cache::Column::GuestId)
-                        .do_nothing()
-                        .to_owned(),
-                )
-                .exec_without_returning(txn)
-                .await?;
-        let found = find_conversation(txn, guest_id)
-            .await?
-            .ok_or_else(|| ServiceError::Internal("guest conversation vanished".into()))?;
-        Ok((found, inserted == 1))
-    }
-
-    async fn next_sequence(
-        &self,
-        txn: &DatabaseTransaction,
-        conversation: &conversation_cache::Model,
-        msg: &NewMessage,
-    ) -> Result<conversation_cache::Model, ServiceError> {
-        let now = now();
-        let mut update = conversation_cache::Entity::update_many()
-            .col_expr(
-                conversation_cache::Column::MessageCount,
-                Expr::col(conversation_cache::Column::MessageCount).add(1),
-            )
-            .col_expr(conversation_cache::Column::AccessedAt, Expr::value(now))
-            .col_expr(
-                conversation_cache::Column::ExpiresAt,
-                Expr::value(Some(now + self.retention)),
-            );
-        if msg.role == "user" {
-            update = update.col_expr(
-                conversation_cache::Column::Title,
-                Func::coalesce([
-                    Expr::col(conversation_cache::Column::Title),
-                    Expr::value(title_from(&msg.content)),
-                ])
-                .into(),
-            );
-        }
-        update
-            .filter(conversation_cache::Column::Id.eq(conversation.id))
-            .exec(txn)
-            .await?;
-        conversation_cache::Entity::find_by_id(conversation.id)
-            .one(txn)
-            .await?
-            .ok_or_else(|| ServiceError::Internal("guest conversation vanished".into()))
     }
 
     /// The guest's history in sequence order: L1 when it holds the complete list, else SQL
@@ -433,35 +310,11 @@ impl GuestService {
     pub async fn erase(&self, guest_id: &str, token: Option<&str>) -> Result<(), ServiceError> {
         validate_guest_id(guest_id)?;
         self.authorize(guest_id, token)?;
-        let txn = self.store.begin_write().await?;
-        let conversation = find_conversation(&txn, guest_id)
-            .await?
-            .ok_or(ServiceError::GuestNotFound)?;
-        if let Some(conversation_id) = conversation.main_conversation_id {
-            return Err(ServiceError::GuestMigrated { conversation_id });
-        }
-        let message_ids = Query::select()
-            .column(message_cache::Column::Id)
-            .from(message_cache::Entity)
-            .and_where(Expr::col(message_cache::Column::ConversationId).eq(conversation.id))
-            .to_owned();
-        cache_content_mapping::Entity::delete_many()
-            .filter(cache_content_mapping::Column::CacheType.eq("message"))
-            .filter(cache_content_mapping::Column::CacheId.in_subquery(message_ids))
-            .exec(&txn)
-            .await?;
-        message_cache::Entity::delete_many()
-            .filter(message_cache::Column::ConversationId.eq(conversation.id))
-            .exec(&txn)
-            .await?;
-        conversation_cache::Entity::delete_by_id(conversation.id)
-            .exec(&txn)
-            .await?;
-        usage_metrics::Entity::delete_many()
-            .filter(usage_metrics::Column::UserId.eq(guest_id))
-            .exec(&txn)
-            .await?;
-        txn.commit().await?;
+        let id = guest_id.to_string();
+        self.store
+            .write(move |txn| Box::pin(erase_in(txn, id)))
+            .await
+            .inspect_err(|e| self.note(e))?;
         self.usage.forget(guest_id);
         if let Err(err) = self.hot.remove_guest(guest_id).await {
             warn!(error = %err, "hot cache key could not be dropped after erase");
@@ -520,6 +373,200 @@ pub fn validate_message(msg: &NewMessage, max_message_bytes: usize) -> Result<()
         }
     }
     Ok(())
+}
+
+/// What one guest write did inside its transaction.
+struct Stored {
+    message: CachedMessage,
+    claimed: bool,
+    duplicate: bool,
+}
+
+fn new_conversation_row(
+    guest_id: &str,
+    now: DateTime<Utc>,
+    retention: Duration,
+    message_count: i64,
+    title: Option<String>,
+) -> conversation_cache::ActiveModel {
+    conversation_cache::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        user_id: Set(guest_id.to_string()),
+        platform: Set("guest".into()),
+        title: Set(title),
+        conversation_hash: Set(sha256_hex(guest_id)),
+        message_count: Set(message_count),
+        migration_version: Set(MIGRATION_VERSION.into()),
+        created_at: Set(now),
+        accessed_at: Set(now),
+        expires_at: Set(Some(now + retention)),
+        guest_id: Set(guest_id.to_string()),
+        main_conversation_id: Set(None),
+    }
+}
+
+/// One guest write, inside a transaction (or a savepoint of a group commit): bump the
+/// conversation's counter (which also locks its row), or claim the id; check the rules; detect a
+/// retry (its changes are discarded); store the message and its ledger row. Any `Err` leaves
+/// nothing behind, because the caller rolls the transaction or savepoint back.
+async fn append_in(
+    txn: &DatabaseTransaction,
+    guest_id: String,
+    has_token: bool,
+    msg: NewMessage,
+    retention: Duration,
+) -> Result<Write<Stored>, ServiceError> {
+    let now = now();
+    let title = (msg.role == "user").then(|| title_from(&msg.content));
+    let (conversation, claimed) = match bump(txn, &guest_id, now, retention, title.clone()).await? {
+        Some(found) if has_token => (found, false),
+        Some(_) => return Err(ServiceError::GuestTokenRequired),
+        None => {
+            let row = new_conversation_row(&guest_id, now, retention, 1, title.clone());
+            let inserted = conversation_cache::Entity::insert(row)
+                .on_conflict(
+                    OnConflict::column(conversation_cache::Column::GuestId)
+                        .do_nothing()
+                        .to_owned(),
+                )
+                .exec_without_returning(txn)
+                .await?;
+            let found = find_conversation(txn, &guest_id)
+                .await?
+                .ok_or_else(|| ServiceError::Internal("guest conversation vanished".into()))?;
+            if inserted == 1 {
+                (found, true)
+            } else if !has_token {
+                // Another request claimed the id between our two statements.
+                return Err(ServiceError::GuestTokenRequired);
+            } else {
+                let bumped = bump(txn, &guest_id, now, retention, title).await?;
+                (
+                    bumped.ok_or_else(|| {
+                        ServiceError::Internal("guest conversation vanished".into())
+                    })?,
+                    false,
+                )
+            }
+        }
+    };
+    if let Some(conversation_id) = conversation.main_conversation_id {
+        return Err(ServiceError::GuestMigrated { conversation_id });
+    }
+    if let Some(original) = find_retry(txn, conversation.id, &msg).await? {
+        return Ok(Write::Discard(Stored {
+            message: original,
+            claimed: false,
+            duplicate: true,
+        }));
+    }
+    let hash = md5_hex(&msg.content);
+    let row = message_cache::Model {
+        id: Uuid::now_v7(),
+        conversation_id: conversation.id,
+        role: msg.role,
+        content: msg.content,
+        message_hash: hash.clone(),
+        tokens: msg.tokens,
+        sequence: conversation.message_count,
+        is_edited: false,
+        quality_score: None,
+        migration_version: MIGRATION_VERSION.into(),
+        client_timestamp: msg.timestamp,
+        created_at: now,
+        updated_at: now,
+        content_type: msg.content_type.unwrap_or_else(|| "text".into()),
+        idempotency_key: msg.idempotency_key,
+    };
+    message_cache::Entity::insert(row.clone().into_active_model())
+        .exec_without_returning(txn)
+        .await?;
+    cache_content_mapping::Entity::insert(cache_content_mapping::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        cache_type: Set("message".into()),
+        cache_id: Set(row.id),
+        user_id: Set(guest_id),
+        content_hash: Set(hash),
+        main_id: Set(None),
+        is_synced: Set(false),
+        synced_at: Set(None),
+        created_at: Set(now),
+    })
+    .exec_without_returning(txn)
+    .await?;
+    Ok(Write::Commit(Stored {
+        message: to_cached(&row),
+        claimed,
+        duplicate: false,
+    }))
+}
+
+/// Deletes the guest's ledger rows, messages, conversation and counters.
+async fn erase_in(txn: &DatabaseTransaction, guest_id: String) -> Result<Write<()>, ServiceError> {
+    let conversation = find_conversation(txn, &guest_id)
+        .await?
+        .ok_or(ServiceError::GuestNotFound)?;
+    if let Some(conversation_id) = conversation.main_conversation_id {
+        return Err(ServiceError::GuestMigrated { conversation_id });
+    }
+    let message_ids = Query::select()
+        .column(message_cache::Column::Id)
+        .from(message_cache::Entity)
+        .and_where(Expr::col(message_cache::Column::ConversationId).eq(conversation.id))
+        .to_owned();
+    cache_content_mapping::Entity::delete_many()
+        .filter(cache_content_mapping::Column::CacheType.eq("message"))
+        .filter(cache_content_mapping::Column::CacheId.in_subquery(message_ids))
+        .exec(txn)
+        .await?;
+    message_cache::Entity::delete_many()
+        .filter(message_cache::Column::ConversationId.eq(conversation.id))
+        .exec(txn)
+        .await?;
+    conversation_cache::Entity::delete_by_id(conversation.id)
+        .exec(txn)
+        .await?;
+    usage_metrics::Entity::delete_many()
+        .filter(usage_metrics::Column::UserId.eq(guest_id.as_str()))
+        .exec(txn)
+        .await?;
+    Ok(Write::Commit(()))
+}
+
+/// `message_count + 1` (and access time, expiry, first title) on the guest's conversation,
+/// returning the row as it is now; `None` when the guest has no conversation yet.
+async fn bump(
+    txn: &DatabaseTransaction,
+    guest_id: &str,
+    now: DateTime<Utc>,
+    retention: Duration,
+    title: Option<String>,
+) -> Result<Option<conversation_cache::Model>, ServiceError> {
+    let mut update = conversation_cache::Entity::update_many()
+        .col_expr(
+            conversation_cache::Column::MessageCount,
+            Expr::col(conversation_cache::Column::MessageCount).add(1),
+        )
+        .col_expr(conversation_cache::Column::AccessedAt, Expr::value(now))
+        .col_expr(
+            conversation_cache::Column::ExpiresAt,
+            Expr::value(Some(now + retention)),
+        );
+    if let Some(title) = title {
+        update = update.col_expr(
+            conversation_cache::Column::Title,
+            Func::coalesce([
+                Expr::col(conversation_cache::Column::Title),
+                Expr::value(title),
+            ])
+            .into(),
+        );
+    }
+    let rows = update
+        .filter(conversation_cache::Column::GuestId.eq(guest_id))
+        .exec_with_returning(txn)
+        .await?;
+    Ok(rows.into_iter().next())
 }
 
 async fn find_conversation<C: ConnectionTrait>(

@@ -25,7 +25,11 @@ use super::{
     guest::{GuestService, now, sha256_hex, validate_guest_id},
     tokens::hex,
 };
-use crate::{config::DatabaseKind, hot::HotCache, store::Store};
+use crate::{
+    config::DatabaseKind,
+    hot::HotCache,
+    store::{Store, Write},
+};
 
 /// What a migration did (or, for a repeat, what it had done).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -111,7 +115,16 @@ impl MigrationService {
         let started_at = now();
         let mut attempt = 0;
         let result = loop {
-            match self.migrate_once(user_id, guest_id, started_at).await {
+            let (id, fail, pg) = (
+                guest_id.to_string(),
+                self.failpoint.fire(),
+                self.store.kind() == DatabaseKind::Postgres,
+            );
+            let result = self
+                .store
+                .write(move |txn| Box::pin(migrate_in(txn, user_id, id, started_at, fail, pg)))
+                .await;
+            match result {
                 Err(ServiceError::Contended(err)) if attempt < 3 => {
                     attempt += 1;
                     warn!(error = %err, attempt, "migration conflict; retrying");
@@ -140,168 +153,6 @@ impl MigrationService {
         result
     }
 
-    async fn migrate_once(
-        &self,
-        user_id: Uuid,
-        guest_id: &str,
-        started_at: DateTime<Utc>,
-    ) -> Result<MigrationReport, ServiceError> {
-        let txn = self.store.begin_write().await?;
-        let mut find = conversation_cache::Entity::find()
-            .filter(conversation_cache::Column::GuestId.eq(guest_id));
-        if self.store.kind() == DatabaseKind::Postgres {
-            // Concurrent migrations of one guest queue here; the later ones see the result.
-            find = find.lock_exclusive();
-        }
-        let cached = find.one(&txn).await?.ok_or(ServiceError::GuestNotFound)?;
-        if cached.main_conversation_id.is_some() {
-            return previous_result(&txn, user_id, guest_id).await;
-        }
-
-        let rows = message_cache::Entity::find()
-            .filter(message_cache::Column::ConversationId.eq(cached.id))
-            .order_by_asc(message_cache::Column::Sequence)
-            .all(&txn)
-            .await?;
-        let at = now();
-        let conversation_id = Uuid::now_v7();
-        let tokens: i64 = rows.iter().map(|m| i64::from(m.tokens.unwrap_or(0))).sum();
-        conversations::Entity::insert(conversations::ActiveModel {
-            id: Set(conversation_id),
-            user_id: Set(user_id),
-            title: Set(cached
-                .title
-                .clone()
-                .unwrap_or_else(|| "Guest conversation".into())),
-            description: Set(None),
-            agent_type: Set("text-generation".into()),
-            model_used: Set(None),
-            system_prompt: Set(None),
-            temperature: Set(None),
-            max_tokens: Set(None),
-            status: Set("active".into()),
-            message_count: Set(rows.len() as i64),
-            token_count: Set(tokens),
-            is_public: Set(false),
-            is_shared: Set(false),
-            tags: Set(serde_json::json!([])),
-            last_message_at: Set(rows.last().map(|m| m.created_at)),
-            created_at: Set(cached.created_at),
-            updated_at: Set(at),
-            origin_guest_id: Set(Some(guest_id.to_string())),
-        })
-        .exec_without_returning(&txn)
-        .await?;
-        // The account's message keeps the id the guest was given: retries and links still work.
-        for chunk in rows.chunks(200) {
-            messages::Entity::insert_many(chunk.iter().map(|m| messages::ActiveModel {
-                id: Set(m.id),
-                conversation_id: Set(conversation_id),
-                user_id: Set(user_id),
-                role: Set(m.role.clone()),
-                content: Set(m.content.clone()),
-                content_type: Set(m.content_type.clone()),
-                message_index: Set(m.sequence),
-                tokens_used: Set(m.tokens),
-                model_used: Set(None),
-                user_rating: Set(None),
-                is_edited: Set(m.is_edited),
-                is_regeneration: Set(false),
-                parent_message_id: Set(None),
-                flagged: Set(false),
-                created_at: Set(m.created_at),
-                updated_at: Set(at),
-                content_hash: Set(m.message_hash.clone()),
-                origin_cache_message_id: Set(Some(m.id)),
-                client_timestamp: Set(m.client_timestamp),
-                idempotency_key: Set(m.idempotency_key.clone()),
-            }))
-            .exec_without_returning(&txn)
-            .await?;
-        }
-        if self.failpoint.fire() {
-            return Err(ServiceError::Internal(
-                "failpoint migrate_after_messages".into(),
-            ));
-        }
-        let user = user_id.to_string();
-        let cache_ids = Query::select()
-            .column(message_cache::Column::Id)
-            .from(message_cache::Entity)
-            .and_where(Expr::col(message_cache::Column::ConversationId).eq(cached.id))
-            .to_owned();
-        cache_content_mapping::Entity::update_many()
-            .col_expr(
-                cache_content_mapping::Column::MainId,
-                Expr::col(cache_content_mapping::Column::CacheId),
-            )
-            .col_expr(cache_content_mapping::Column::IsSynced, Expr::value(true))
-            .col_expr(
-                cache_content_mapping::Column::SyncedAt,
-                Expr::value(Some(at)),
-            )
-            .col_expr(
-                cache_content_mapping::Column::UserId,
-                Expr::value(user.clone()),
-            )
-            .filter(cache_content_mapping::Column::CacheType.eq("message"))
-            .filter(cache_content_mapping::Column::CacheId.in_subquery(cache_ids))
-            .exec(&txn)
-            .await?;
-        conversation_cache::Entity::update_many()
-            .col_expr(
-                conversation_cache::Column::UserId,
-                Expr::value(user.clone()),
-            )
-            .col_expr(
-                conversation_cache::Column::Platform,
-                Expr::value("authenticated"),
-            )
-            .col_expr(
-                conversation_cache::Column::ConversationHash,
-                Expr::value(sha256_hex(&user)),
-            )
-            .col_expr(
-                conversation_cache::Column::MainConversationId,
-                Expr::value(Some(conversation_id)),
-            )
-            .col_expr(conversation_cache::Column::AccessedAt, Expr::value(at))
-            .filter(conversation_cache::Column::Id.eq(cached.id))
-            .exec(&txn)
-            .await?;
-
-        let expected = checksum(rows.iter().map(|m| (m.sequence, m.message_hash.as_str())));
-        verify_copied(&txn, conversation_id, rows.len() as i64, &expected).await?;
-
-        let migration_id = Uuid::now_v7();
-        cache_migrations::Entity::insert(cache_migrations::ActiveModel {
-            id: Set(migration_id),
-            guest_id: Set(guest_id.to_string()),
-            user_id: Set(user),
-            status: Set("completed".into()),
-            conversations_migrated: Set(1),
-            messages_migrated: Set(rows.len() as i64),
-            checksum: Set(Some(expected.clone())),
-            conversation_ids: Set(serde_json::json!([conversation_id])),
-            error: Set(None),
-            started_at: Set(started_at),
-            completed_at: Set(Some(at)),
-        })
-        .exec_without_returning(&txn)
-        .await?;
-        txn.commit().await?;
-        Ok(MigrationReport {
-            migration_id,
-            user_id,
-            guest_id: guest_id.to_string(),
-            conversation_ids: vec![conversation_id],
-            messages_migrated: rows.len() as i64,
-            checksum: expected,
-            already_migrated: false,
-            completed_at: Some(at),
-        })
-    }
-
     /// Writes a `failed` audit row (best effort, outside the rolled-back transaction).
     async fn record_failure(
         &self,
@@ -324,13 +175,187 @@ impl MigrationService {
             started_at: Set(started_at),
             completed_at: Set(Some(now())),
         };
-        if let Err(e) = cache_migrations::Entity::insert(row)
-            .exec_without_returning(self.store.conn())
-            .await
-        {
+        let written = self
+            .store
+            .write(move |txn| {
+                Box::pin(async move {
+                    cache_migrations::Entity::insert(row)
+                        .exec_without_returning(txn)
+                        .await?;
+                    Ok::<_, sea_orm::DbErr>(Write::Commit(()))
+                })
+            })
+            .await;
+        if let Err(e) = written {
             error!(error = %e, "could not record the failed migration");
         }
     }
+}
+
+/// The migration's one transaction (see the module doc). A repeat writes nothing.
+async fn migrate_in(
+    txn: &DatabaseTransaction,
+    user_id: Uuid,
+    guest_id: String,
+    started_at: DateTime<Utc>,
+    fail: bool,
+    postgres: bool,
+) -> Result<Write<MigrationReport>, ServiceError> {
+    let guest_id = guest_id.as_str();
+    let mut find =
+        conversation_cache::Entity::find().filter(conversation_cache::Column::GuestId.eq(guest_id));
+    if postgres {
+        // Concurrent migrations of one guest queue here; the later ones see the result.
+        find = find.lock_exclusive();
+    }
+    let cached = find.one(txn).await?.ok_or(ServiceError::GuestNotFound)?;
+    if cached.main_conversation_id.is_some() {
+        return previous_result(txn, user_id, guest_id)
+            .await
+            .map(Write::Discard);
+    }
+
+    let rows = message_cache::Entity::find()
+        .filter(message_cache::Column::ConversationId.eq(cached.id))
+        .order_by_asc(message_cache::Column::Sequence)
+        .all(txn)
+        .await?;
+    let at = now();
+    let conversation_id = Uuid::now_v7();
+    let tokens: i64 = rows.iter().map(|m| i64::from(m.tokens.unwrap_or(0))).sum();
+    conversations::Entity::insert(conversations::ActiveModel {
+        id: Set(conversation_id),
+        user_id: Set(user_id),
+        title: Set(cached
+            .title
+            .clone()
+            .unwrap_or_else(|| "Guest conversation".into())),
+        description: Set(None),
+        agent_type: Set("text-generation".into()),
+        model_used: Set(None),
+        system_prompt: Set(None),
+        temperature: Set(None),
+        max_tokens: Set(None),
+        status: Set("active".into()),
+        message_count: Set(rows.len() as i64),
+        token_count: Set(tokens),
+        is_public: Set(false),
+        is_shared: Set(false),
+        tags: Set(serde_json::json!([])),
+        last_message_at: Set(rows.last().map(|m| m.created_at)),
+        created_at: Set(cached.created_at),
+        updated_at: Set(at),
+        origin_guest_id: Set(Some(guest_id.to_string())),
+    })
+    .exec_without_returning(txn)
+    .await?;
+    // The account's message keeps the id the guest was given: retries and links still work.
+    for chunk in rows.chunks(200) {
+        messages::Entity::insert_many(chunk.iter().map(|m| messages::ActiveModel {
+            id: Set(m.id),
+            conversation_id: Set(conversation_id),
+            user_id: Set(user_id),
+            role: Set(m.role.clone()),
+            content: Set(m.content.clone()),
+            content_type: Set(m.content_type.clone()),
+            message_index: Set(m.sequence),
+            tokens_used: Set(m.tokens),
+            model_used: Set(None),
+            user_rating: Set(None),
+            is_edited: Set(m.is_edited),
+            is_regeneration: Set(false),
+            parent_message_id: Set(None),
+            flagged: Set(false),
+            created_at: Set(m.created_at),
+            updated_at: Set(at),
+            content_hash: Set(m.message_hash.clone()),
+            origin_cache_message_id: Set(Some(m.id)),
+            client_timestamp: Set(m.client_timestamp),
+            idempotency_key: Set(m.idempotency_key.clone()),
+        }))
+        .exec_without_returning(txn)
+        .await?;
+    }
+    if fail {
+        return Err(ServiceError::Internal(
+            "failpoint migrate_after_messages".into(),
+        ));
+    }
+    let user = user_id.to_string();
+    let cache_ids = Query::select()
+        .column(message_cache::Column::Id)
+        .from(message_cache::Entity)
+        .and_where(Expr::col(message_cache::Column::ConversationId).eq(cached.id))
+        .to_owned();
+    cache_content_mapping::Entity::update_many()
+        .col_expr(
+            cache_content_mapping::Column::MainId,
+            Expr::col(cache_content_mapping::Column::CacheId),
+        )
+        .col_expr(cache_content_mapping::Column::IsSynced, Expr::value(true))
+        .col_expr(
+            cache_content_mapping::Column::SyncedAt,
+            Expr::value(Some(at)),
+        )
+        .col_expr(
+            cache_content_mapping::Column::UserId,
+            Expr::value(user.clone()),
+        )
+        .filter(cache_content_mapping::Column::CacheType.eq("message"))
+        .filter(cache_content_mapping::Column::CacheId.in_subquery(cache_ids))
+        .exec(txn)
+        .await?;
+    conversation_cache::Entity::update_many()
+        .col_expr(
+            conversation_cache::Column::UserId,
+            Expr::value(user.clone()),
+        )
+        .col_expr(
+            conversation_cache::Column::Platform,
+            Expr::value("authenticated"),
+        )
+        .col_expr(
+            conversation_cache::Column::ConversationHash,
+            Expr::value(sha256_hex(&user)),
+        )
+        .col_expr(
+            conversation_cache::Column::MainConversationId,
+            Expr::value(Some(conversation_id)),
+        )
+        .col_expr(conversation_cache::Column::AccessedAt, Expr::value(at))
+        .filter(conversation_cache::Column::Id.eq(cached.id))
+        .exec(txn)
+        .await?;
+
+    let expected = checksum(rows.iter().map(|m| (m.sequence, m.message_hash.as_str())));
+    verify_copied(txn, conversation_id, rows.len() as i64, &expected).await?;
+
+    let migration_id = Uuid::now_v7();
+    cache_migrations::Entity::insert(cache_migrations::ActiveModel {
+        id: Set(migration_id),
+        guest_id: Set(guest_id.to_string()),
+        user_id: Set(user),
+        status: Set("completed".into()),
+        conversations_migrated: Set(1),
+        messages_migrated: Set(rows.len() as i64),
+        checksum: Set(Some(expected.clone())),
+        conversation_ids: Set(serde_json::json!([conversation_id])),
+        error: Set(None),
+        started_at: Set(started_at),
+        completed_at: Set(Some(at)),
+    })
+    .exec_without_returning(txn)
+    .await?;
+    Ok(Write::Commit(MigrationReport {
+        migration_id,
+        user_id,
+        guest_id: guest_id.to_string(),
+        conversation_ids: vec![conversation_id],
+        messages_migrated: rows.len() as i64,
+        checksum: expected,
+        already_migrated: false,
+        completed_at: Some(at),
+    }))
 }
 
 /// Re-reads what was copied and compares count and checksum with the cache.

@@ -12,6 +12,8 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
+use crate::store::{Store, Write};
+
 /// What one subject did since the last flush.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct UsageDelta {
@@ -85,7 +87,7 @@ impl UsageCounters {
 
     /// Writes everything pending in batched upserts; on failure the counts are kept for the next
     /// flush. Returns how many subjects were written.
-    pub async fn flush<C: ConnectionTrait>(&self, db: &C) -> Result<usize, DbErr> {
+    pub async fn flush(&self, store: &Store) -> Result<usize, DbErr> {
         let taken: Vec<(String, UsageDelta)> = {
             let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
             pending.drain().collect()
@@ -94,7 +96,16 @@ impl UsageCounters {
         let mut rest = taken.into_iter().peekable();
         while rest.peek().is_some() {
             let batch: Vec<(String, UsageDelta)> = rest.by_ref().take(BATCH).collect();
-            if let Err(err) = upsert(db, &batch).await {
+            let rows = batch.clone();
+            let result = store
+                .write(move |txn| {
+                    Box::pin(async move {
+                        upsert(txn, &rows).await?;
+                        Ok::<_, DbErr>(Write::Commit(()))
+                    })
+                })
+                .await;
+            if let Err(err) = result {
                 self.restore(batch.into_iter().chain(rest));
                 return Err(err);
             }

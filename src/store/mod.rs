@@ -18,12 +18,19 @@ use sea_orm::{
 
 use crate::config::{DatabaseKind, Settings};
 
+mod writer;
+
+use writer::Writer;
+pub use writer::{BoxFuture, Write};
+
 /// The SQL database: L2 cache tables and the main tables live in it together.
 #[derive(Clone)]
 pub struct Store {
     db: DatabaseConnection,
     kind: DatabaseKind,
     breaker: Arc<Breaker>,
+    /// SQLite's group-commit writer; PostgreSQL writes run in their own transactions.
+    writer: Option<Writer>,
 }
 
 /// After the database is found unreachable, requests fail fast for a short window instead of
@@ -70,14 +77,23 @@ impl Store {
                 }
             });
         let db = Database::connect(options).await?;
-        Ok(Self {
-            db,
+        let mut store = Self {
+            db: db.clone(),
             kind,
             breaker: Arc::new(Breaker {
                 epoch: Instant::now(),
                 open_until_ms: AtomicU64::new(0),
             }),
-        })
+            writer: None,
+        };
+        if kind == DatabaseKind::Sqlite {
+            let opener = store.clone();
+            store.writer = Some(Writer::spawn(db, move |_| {
+                let opener = opener.clone();
+                Box::pin(async move { opener.begin_write().await })
+            }));
+        }
+        Ok(store)
     }
 
     pub fn conn(&self) -> &DatabaseConnection {
@@ -124,6 +140,37 @@ impl Store {
             self.note_error(err);
         }
         result
+    }
+
+    /// Runs `f` in a write transaction and commits (or rolls back on `Err` / `Write::Discard`).
+    /// On SQLite it joins the group-commit batch; the result comes back after the commit.
+    pub async fn write<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<DbErr> + Send + 'static,
+        F: for<'a> FnOnce(&'a DatabaseTransaction) -> BoxFuture<'a, Result<Write<T>, E>>
+            + Send
+            + 'static,
+    {
+        self.check_available()?;
+        if let Some(writer) = &self.writer {
+            return writer.write(f).await;
+        }
+        let txn = self.begin_write().await?;
+        match f(&txn).await {
+            Ok(Write::Commit(v)) => {
+                txn.commit().await?;
+                Ok(v)
+            }
+            Ok(Write::Discard(v)) => {
+                txn.rollback().await?;
+                Ok(v)
+            }
+            Err(e) => {
+                let _ = txn.rollback().await;
+                Err(e)
+            }
+        }
     }
 
     /// Fails fast while the database was recently found unreachable.
