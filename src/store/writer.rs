@@ -167,7 +167,7 @@ fn clone_err(err: &DbErr) -> DbErr {
         DbErr::Conn(e) => DbErr::Conn(e.clone()),
         DbErr::Exec(e) => DbErr::Exec(e.clone()),
         DbErr::Query(e) => DbErr::Query(e.clone()),
-        DbErr::ConnectionAcquire(e) => DbErr::ConnectionAcquire(e.clone()),
+        DbErr::ConnectionAcquire(e) => DbErr::ConnectionAcquire(*e),
         other => DbErr::Custom(other.to_string()),
     }
 }
