@@ -364,3 +364,37 @@ async fn conversations_are_private_ordered_and_paginated() {
         .await;
     assert_eq!(status, StatusCode::OK);
 }
+
+#[tokio::test]
+async fn es256_tokens_from_an_outside_provider_are_checked_with_its_public_key() {
+    // A key pair made for this test only (tests/fixtures), never used anywhere else.
+    let public = include_str!("fixtures/es256-public.pem");
+    let private = include_bytes!("fixtures/es256-private.pem");
+    let app = spawn_app_with(&[
+        ("GENESIS__AUTH__EXTERNAL_ALGORITHM", "ES256"),
+        ("GENESIS__AUTH__EXTERNAL_PUBLIC_KEY", public),
+        ("GENESIS__AUTH__EXTERNAL_AUDIENCE", "genesis-app"),
+    ])
+    .await;
+    let key = EncodingKey::from_ec_pem(private).expect("test key");
+    let now = chrono::Utc::now().timestamp();
+    let token = jsonwebtoken::encode(
+        &Header::new(Algorithm::ES256),
+        &json!({"sub":"es-user","aud":"genesis-app","exp":now+600}),
+        &key,
+    )
+    .expect("sign");
+    let (status, me) = app.authed(Method::GET, "/v1/users/me", &token, None).await;
+    assert_eq!(status, StatusCode::OK, "{me}");
+    // An HS256 token "signed" with the public key text (the classic confusion attack) is refused.
+    let confused = sign(
+        &json!({"sub":"es-user","aud":"genesis-app","exp":now+600}),
+        public.as_bytes(),
+    );
+    assert_eq!(
+        app.authed(Method::GET, "/v1/users/me", &confused, None)
+            .await
+            .0,
+        StatusCode::UNAUTHORIZED
+    );
+}

@@ -689,3 +689,76 @@ async fn a_write_fills_every_cache_table_and_counters_are_flushed_in_batches() {
         app.log()
     );
 }
+
+#[tokio::test]
+async fn retries_and_refusals_mixed_into_a_burst_leave_sequences_gapless() {
+    let app = spawn_app().await;
+    let (guest, token) = app.new_guest().await;
+    let original = json!({"role":"user","content":"first","timestamp":"2025-12-21T12:00:00Z"});
+    let (status, first) = app
+        .post_message(&guest, Some(&token), original.clone())
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let keyed = app
+        .client
+        .post(app.url(&format!("/v1/guest/chat/{guest}")))
+        .header("X-Guest-Token", &token)
+        .header("Idempotency-Key", "k-1")
+        .json(&json!({"role":"user","content":"keyed"}))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(keyed.status(), StatusCode::CREATED);
+
+    let requests = (0..30).map(|i| {
+        let (app, guest, token, original) = (&app, guest.clone(), token.clone(), original.clone());
+        async move {
+            let mut req = app
+                .client
+                .post(app.url(&format!("/v1/guest/chat/{guest}")))
+                .header("X-Guest-Token", &token);
+            req = match i % 3 {
+                0 => req.json(&json!({"role":"user","content":format!("new {i}")})),
+                1 => req.json(&original),
+                _ => req
+                    .header("Idempotency-Key", "k-1")
+                    .json(&json!({"role":"user","content":"not keyed"})),
+            };
+            let resp = req.send().await.expect("send");
+            (
+                i % 3,
+                resp.status(),
+                resp.json::<Value>().await.unwrap_or(Value::Null),
+            )
+        }
+    });
+    for (kind, status, body) in common::join_all(requests).await {
+        match kind {
+            0 => assert_eq!(status, StatusCode::CREATED, "{body}"),
+            1 => {
+                assert_eq!(status, StatusCode::OK, "{body}");
+                assert_eq!(body["message_id"], first["message_id"]);
+            }
+            _ => assert_eq!(status, StatusCode::CONFLICT, "{body}"),
+        }
+    }
+    let (_, history) = app.history(&guest, &token).await;
+    let seqs: Vec<i64> = history["messages"]
+        .as_array()
+        .expect("messages")
+        .iter()
+        .map(|m| m["sequence"].as_i64().expect("seq"))
+        .collect();
+    assert_eq!(
+        seqs,
+        (1..=12).collect::<Vec<i64>>(),
+        "2 before + 10 new, nothing else"
+    );
+    assert_eq!(
+        app.count(&format!(
+            "SELECT message_count FROM conversation_cache WHERE guest_id = '{guest}'"
+        ))
+        .await,
+        12
+    );
+}

@@ -357,7 +357,17 @@ fn validate_password(password: &str) -> Result<(), ServiceError> {
     Ok(())
 }
 
+/// Bounds concurrent argon2 work: each hash takes ~19 MiB and a core, so a burst of sign-ups
+/// must queue rather than start hundreds of hashes at once (which exhausts memory).
+static HASHING: std::sync::LazyLock<tokio::sync::Semaphore> = std::sync::LazyLock::new(|| {
+    tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get()))
+});
+
 async fn hash_password(password: String) -> Result<String, ServiceError> {
+    let _permit = HASHING
+        .acquire()
+        .await
+        .map_err(|e| ServiceError::Internal(format!("hashing queue: {e}")))?;
     tokio::task::spawn_blocking(move || {
         Argon2::default()
             .hash_password(password.as_bytes())
@@ -372,6 +382,10 @@ async fn verify_password(password: String, hash: String) -> Result<bool, Service
     if password.len() > MAX_PASSWORD_BYTES {
         return Ok(false);
     }
+    let _permit = HASHING
+        .acquire()
+        .await
+        .map_err(|e| ServiceError::Internal(format!("hashing queue: {e}")))?;
     tokio::task::spawn_blocking(move || {
         Argon2::default()
             .verify_password(password.as_bytes(), hash.as_str())

@@ -72,6 +72,15 @@ impl From<DbErr> for ServiceError {
     }
 }
 
+impl crate::store::StoreError for ServiceError {
+    fn is_database_failure(&self) -> bool {
+        matches!(
+            self,
+            ServiceError::Unavailable(_) | ServiceError::Contended(_) | ServiceError::Internal(_)
+        )
+    }
+}
+
 /// True for PostgreSQL serialisation failures (40001) and dead-locks (40P01).
 pub fn is_contended(err: &DbErr) -> bool {
     match err {
@@ -111,7 +120,8 @@ pub fn is_unavailable(err: &DbErr) -> bool {
         }
         _ => {
             let text = err.to_string();
-            text.contains("Connection refused")
+            text.contains(crate::store::BATCH_ROLLED_BACK)
+                || text.contains("Connection refused")
                 || text.contains("connection closed")
                 || text.contains("database is locked")
         }

@@ -197,7 +197,7 @@ impl GuestService {
             let has_token = token.is_some();
             let result = self
                 .store
-                .write(move |txn| Box::pin(append_in(txn, id, has_token, m, retention)))
+                .write_unguarded(move |txn| Box::pin(append_in(txn, id, has_token, m, retention)))
                 .await;
             match result {
                 Err(ServiceError::Contended(err)) if attempt < WRITE_RETRIES => {
@@ -405,10 +405,10 @@ fn new_conversation_row(
     }
 }
 
-/// One guest write, inside a transaction (or a savepoint of a group commit): bump the
-/// conversation's counter (which also locks its row), or claim the id; check the rules; detect a
-/// retry (its changes are discarded); store the message and its ledger row. Any `Err` leaves
-/// nothing behind, because the caller rolls the transaction or savepoint back.
+/// One guest write, inside a transaction or a group commit: claim the id or bump the
+/// conversation's counter (which also locks its row), check the rules, detect a retry, store the
+/// message and its ledger row. On `Err` or `Write::Discard` it leaves nothing behind (a bump is
+/// undone), so the group commit needs no savepoint for it.
 async fn append_in(
     txn: &DatabaseTransaction,
     guest_id: String,
@@ -418,47 +418,45 @@ async fn append_in(
 ) -> Result<Write<Stored>, ServiceError> {
     let now = now();
     let title = (msg.role == "user").then(|| title_from(&msg.content));
-    let (conversation, claimed) = match bump(txn, &guest_id, now, retention, title.clone()).await? {
-        Some(found) if has_token => (found, false),
-        Some(_) => return Err(ServiceError::GuestTokenRequired),
-        None => {
-            let row = new_conversation_row(&guest_id, now, retention, 1, title.clone());
-            let inserted = conversation_cache::Entity::insert(row)
-                .on_conflict(
-                    OnConflict::column(conversation_cache::Column::GuestId)
-                        .do_nothing()
-                        .to_owned(),
-                )
-                .exec_without_returning(txn)
-                .await?;
-            let found = find_conversation(txn, &guest_id)
-                .await?
-                .ok_or_else(|| ServiceError::Internal("guest conversation vanished".into()))?;
-            if inserted == 1 {
-                (found, true)
-            } else if !has_token {
-                // Another request claimed the id between our two statements.
-                return Err(ServiceError::GuestTokenRequired);
-            } else {
-                let bumped = bump(txn, &guest_id, now, retention, title).await?;
-                (
-                    bumped.ok_or_else(|| {
-                        ServiceError::Internal("guest conversation vanished".into())
-                    })?,
-                    false,
-                )
-            }
+    let (conversation, claimed) = if has_token {
+        match bump(txn, &guest_id, now, retention, title.clone()).await? {
+            Some(found) => (found, false),
+            None => match find_conversation(txn, &guest_id).await? {
+                Some(found) => {
+                    let conversation_id = found
+                        .main_conversation_id
+                        .ok_or_else(|| ServiceError::Internal("guest row not bumped".into()))?;
+                    return Err(ServiceError::GuestMigrated { conversation_id });
+                }
+                // A valid token for an id with no conversation (e.g. after an erase): claim it.
+                None => match claim(txn, &guest_id, now, retention, title.clone()).await? {
+                    Some(created) => (created, true),
+                    None => {
+                        let bumped = bump(txn, &guest_id, now, retention, title).await?;
+                        (bumped.ok_or(ServiceError::GuestNotFound)?, false)
+                    }
+                },
+            },
+        }
+    } else {
+        // Without a token the only way in is claiming an id nobody has.
+        match claim(txn, &guest_id, now, retention, title).await? {
+            Some(created) => (created, true),
+            None => return Err(ServiceError::GuestTokenRequired),
         }
     };
-    if let Some(conversation_id) = conversation.main_conversation_id {
-        return Err(ServiceError::GuestMigrated { conversation_id });
-    }
-    if let Some(original) = find_retry(txn, conversation.id, &msg).await? {
-        return Ok(Write::Discard(Stored {
-            message: original,
-            claimed: false,
-            duplicate: true,
-        }));
+    if !claimed {
+        let retry = find_retry(txn, conversation.id, &msg).await;
+        if !matches!(retry, Ok(None)) {
+            unbump(txn, conversation.id).await?;
+        }
+        if let Some(original) = retry? {
+            return Ok(Write::Discard(Stored {
+                message: original,
+                claimed: false,
+                duplicate: true,
+            }));
+        }
     }
     let hash = md5_hex(&msg.content);
     let row = message_cache::Model {
@@ -499,6 +497,42 @@ async fn append_in(
         claimed,
         duplicate: false,
     }))
+}
+
+/// Creates the guest's conversation holding its first message; `None` if the id is taken.
+async fn claim(
+    txn: &DatabaseTransaction,
+    guest_id: &str,
+    now: DateTime<Utc>,
+    retention: Duration,
+    title: Option<String>,
+) -> Result<Option<conversation_cache::Model>, ServiceError> {
+    let row = new_conversation_row(guest_id, now, retention, 1, title);
+    let inserted = conversation_cache::Entity::insert(row)
+        .on_conflict(
+            OnConflict::column(conversation_cache::Column::GuestId)
+                .do_nothing()
+                .to_owned(),
+        )
+        .exec_without_returning(txn)
+        .await?;
+    if inserted == 0 {
+        return Ok(None);
+    }
+    Ok(find_conversation(txn, guest_id).await?)
+}
+
+/// Undoes [`bump`]'s counter step (a retry or a refused write stores nothing).
+async fn unbump(txn: &DatabaseTransaction, conversation_id: Uuid) -> Result<(), ServiceError> {
+    conversation_cache::Entity::update_many()
+        .col_expr(
+            conversation_cache::Column::MessageCount,
+            Expr::col(conversation_cache::Column::MessageCount).sub(1),
+        )
+        .filter(conversation_cache::Column::Id.eq(conversation_id))
+        .exec(txn)
+        .await?;
+    Ok(())
 }
 
 /// Deletes the guest's ledger rows, messages, conversation and counters.
@@ -564,6 +598,7 @@ async fn bump(
     }
     let rows = update
         .filter(conversation_cache::Column::GuestId.eq(guest_id))
+        .filter(conversation_cache::Column::MainConversationId.is_null())
         .exec_with_returning(txn)
         .await?;
     Ok(rows.into_iter().next())

@@ -21,7 +21,7 @@ use crate::config::{DatabaseKind, Settings};
 mod writer;
 
 use writer::Writer;
-pub use writer::{BoxFuture, Write};
+pub use writer::{BATCH_ROLLED_BACK, BoxFuture, StoreError, Write};
 
 /// The SQL database: L2 cache tables and the main tables live in it together.
 #[derive(Clone)]
@@ -147,14 +147,38 @@ impl Store {
     pub async fn write<T, E, F>(&self, f: F) -> Result<T, E>
     where
         T: Send + 'static,
-        E: From<DbErr> + Send + 'static,
+        E: StoreError,
+        F: for<'a> FnOnce(&'a DatabaseTransaction) -> BoxFuture<'a, Result<Write<T>, E>>
+            + Send
+            + 'static,
+    {
+        self.write_in(true, f).await
+    }
+
+    /// Like [`Store::write`], for a write that leaves nothing behind when it returns `Err` or
+    /// `Write::Discard` (it undoes its own changes), so the group commit can skip its savepoint.
+    pub async fn write_unguarded<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: StoreError,
+        F: for<'a> FnOnce(&'a DatabaseTransaction) -> BoxFuture<'a, Result<Write<T>, E>>
+            + Send
+            + 'static,
+    {
+        self.write_in(false, f).await
+    }
+
+    async fn write_in<T, E, F>(&self, guarded: bool, f: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: StoreError,
         F: for<'a> FnOnce(&'a DatabaseTransaction) -> BoxFuture<'a, Result<Write<T>, E>>
             + Send
             + 'static,
     {
         self.check_available()?;
         if let Some(writer) = &self.writer {
-            return writer.write(f).await;
+            return writer.write(guarded, f).await;
         }
         let txn = self.begin_write().await?;
         match f(&txn).await {
