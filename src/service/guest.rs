@@ -519,7 +519,7 @@ async fn claim(
     if inserted == 0 {
         return Ok(None);
     }
-    Ok(find_conversation(txn, guest_id).await?)
+    find_conversation(txn, guest_id).await
 }
 
 /// Undoes [`bump`]'s counter step (a retry or a refused write stores nothing).
