@@ -10,7 +10,11 @@ use poem_openapi::{
 };
 use uuid::Uuid;
 
-use super::{ApiTags, error::ApiResult, types::StrictString};
+use super::{
+    ApiTags,
+    error::ApiResult,
+    types::{JsonBytes, StrictString},
+};
 use crate::{
     hot::CachedMessage,
     service::{
@@ -119,21 +123,6 @@ pub struct GuestMessage {
     pub created_at: String,
 }
 
-impl From<CachedMessage> for GuestMessage {
-    fn from(m: CachedMessage) -> Self {
-        Self {
-            id: m.id,
-            role: m.role,
-            content: m.content,
-            timestamp: m.timestamp,
-            sequence: m.sequence,
-            content_type: m.content_type,
-            tokens: m.tokens,
-            created_at: m.created_at,
-        }
-    }
-}
-
 /// Which layer answered a read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
 #[oai(rename_all = "lowercase")]
@@ -155,19 +144,70 @@ pub struct GuestConversation {
     pub migrated_to_conversation_id: Option<Uuid>,
 }
 
-impl GuestConversation {
-    fn new(guest_id: String, h: GuestHistory) -> Self {
+/// The serde twin of [`GuestConversation`], borrowing the cached messages (no copies, no
+/// intermediate JSON tree). Field names and presence must match it exactly.
+#[derive(serde::Serialize)]
+struct GuestConversationView<'a> {
+    guest_id: &'a str,
+    conversation_id: Uuid,
+    messages: Vec<GuestMessageView<'a>>,
+    source: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    migrated_to_conversation_id: Option<Uuid>,
+}
+
+#[derive(serde::Serialize)]
+struct GuestMessageView<'a> {
+    id: Uuid,
+    role: &'a str,
+    content: &'a str,
+    timestamp: &'a str,
+    sequence: i64,
+    content_type: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tokens: Option<i32>,
+    created_at: &'a str,
+}
+
+impl<'a> From<&'a CachedMessage> for GuestMessageView<'a> {
+    fn from(m: &'a CachedMessage) -> Self {
         Self {
-            guest_id,
-            conversation_id: h.conversation_id,
-            messages: h.messages.into_iter().map(GuestMessage::from).collect(),
-            source: match h.source {
-                Source::L1 => ReadSource::L1,
-                Source::L2 => ReadSource::L2,
-            },
-            migrated_to_conversation_id: h.migrated_to,
+            id: m.id,
+            role: &m.role,
+            content: &m.content,
+            timestamp: &m.timestamp,
+            sequence: m.sequence,
+            content_type: &m.content_type,
+            tokens: m.tokens,
+            created_at: &m.created_at,
         }
     }
+}
+
+#[derive(ApiResponse)]
+pub enum ConversationResponse {
+    /// The guest's messages in sequence order.
+    #[oai(status = 200)]
+    Ok(JsonBytes<GuestConversation>),
+}
+
+fn conversation_body(
+    guest_id: &str,
+    h: &GuestHistory,
+) -> Result<ConversationResponse, ServiceError> {
+    let view = GuestConversationView {
+        guest_id,
+        conversation_id: h.conversation_id,
+        messages: h.messages.iter().map(GuestMessageView::from).collect(),
+        source: match h.source {
+            Source::L1 => "l1",
+            Source::L2 => "l2",
+        },
+        migrated_to_conversation_id: h.migrated_to,
+    };
+    JsonBytes::new(&view)
+        .map(ConversationResponse::Ok)
+        .map_err(|e| ServiceError::Internal(format!("serialize history: {e}")))
 }
 
 /// A new guest with a server-chosen id.
@@ -290,12 +330,12 @@ impl GuestApi {
         /// The guest token (alternative to `Authorization: Bearer`).
         #[oai(name = "X-Guest-Token")]
         x_guest_token: Header<Option<String>>,
-    ) -> ApiResult<Json<GuestConversation>> {
+    ) -> ApiResult<ConversationResponse> {
         let history = state
             .guests
             .history(&guest_id, guest_token(req, &x_guest_token))
             .await?;
-        Ok(Json(GuestConversation::new(guest_id.0, history)))
+        Ok(conversation_body(&guest_id, &history)?)
     }
 
     /// Erase a guest
@@ -346,7 +386,7 @@ impl GuestApi {
         req: &Request,
         guest_id: Path<String>,
         #[oai(name = "X-Guest-Token")] x_guest_token: Header<Option<String>>,
-    ) -> ApiResult<Json<GuestConversation>> {
+    ) -> ApiResult<ConversationResponse> {
         self.get_conversation(state, req, guest_id, x_guest_token)
             .await
     }

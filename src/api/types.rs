@@ -52,3 +52,40 @@ impl ToJSON for StrictString {
         Some(Value::String(self.0.clone()))
     }
 }
+
+/// A JSON response body serialized straight from a serde value, documented as `T`. For hot
+/// paths: poem-openapi's `Json<T>` builds a `serde_json::Value` tree before writing it.
+pub struct JsonBytes<T> {
+    bytes: Vec<u8>,
+    _schema: std::marker::PhantomData<fn() -> T>,
+}
+
+impl<T> JsonBytes<T> {
+    /// Serializes `value`, which must have exactly `T`'s JSON shape.
+    pub fn new(value: &impl serde::Serialize) -> Result<Self, serde_json::Error> {
+        Ok(Self {
+            bytes: serde_json::to_vec(value)?,
+            _schema: std::marker::PhantomData,
+        })
+    }
+}
+
+impl<T: Type> poem_openapi::payload::Payload for JsonBytes<T> {
+    const CONTENT_TYPE: &'static str = "application/json; charset=utf-8";
+
+    fn schema_ref() -> MetaSchemaRef {
+        T::schema_ref()
+    }
+
+    fn register(registry: &mut poem_openapi::registry::Registry) {
+        T::register(registry);
+    }
+}
+
+impl<T: Send> poem::IntoResponse for JsonBytes<T> {
+    fn into_response(self) -> poem::Response {
+        poem::Response::builder()
+            .content_type("application/json; charset=utf-8")
+            .body(self.bytes)
+    }
+}

@@ -27,11 +27,9 @@ impl MemoryCache {
         Self { cache }
     }
 
-    pub async fn get(&self, key: &str) -> Option<Vec<CachedMessage>> {
-        self.cache
-            .get(key)
-            .await
-            .map(|entry| entry.as_ref().clone())
+    /// The key's list, shared (no copy).
+    pub async fn get(&self, key: &str) -> Option<Entry> {
+        self.cache.get(key).await
     }
 
     /// Atomically merges `messages` into the key's list (creating it), restarting its TTL.

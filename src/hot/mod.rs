@@ -5,7 +5,7 @@
 mod memory;
 mod redis;
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -109,10 +109,10 @@ impl HotCache {
     pub async fn guest_messages(
         &self,
         guest_id: &str,
-    ) -> Result<Option<Vec<CachedMessage>>, HotError> {
+    ) -> Result<Option<Arc<Vec<CachedMessage>>>, HotError> {
         match self {
             HotCache::Memory(m) => Ok(m.get(guest_id).await),
-            HotCache::Redis(r) => r.get(guest_id).await,
+            HotCache::Redis(r) => Ok(r.get(guest_id).await?.map(Arc::new)),
         }
     }
 

@@ -357,42 +357,75 @@ fn validate_password(password: &str) -> Result<(), ServiceError> {
     Ok(())
 }
 
-/// Bounds concurrent argon2 work: each hash takes ~19 MiB and a core, so a burst of sign-ups
-/// must queue rather than start hundreds of hashes at once (which exhausts memory).
-static HASHING: std::sync::LazyLock<tokio::sync::Semaphore> = std::sync::LazyLock::new(|| {
-    tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get()))
+/// Argon2 runs on a few dedicated threads, one per core: each hash takes ~19 MiB and a core, so
+/// a burst of sign-ups queues instead of starting hundreds of hashes at once (which exhausted
+/// memory in the benchmark), and the big buffers stay in those threads' allocator arenas.
+struct HashPool {
+    jobs: std::sync::Mutex<std::sync::mpsc::Sender<Box<dyn FnOnce() + Send>>>,
+}
+
+static HASH_POOL: std::sync::LazyLock<HashPool> = std::sync::LazyLock::new(|| {
+    let (tx, rx) = std::sync::mpsc::channel::<Box<dyn FnOnce() + Send>>();
+    let rx = Arc::new(std::sync::Mutex::new(rx));
+    for i in 0..std::thread::available_parallelism().map_or(2, |n| n.get()) {
+        let rx = rx.clone();
+        let _ = std::thread::Builder::new()
+            .name(format!("genesis-argon2-{i}"))
+            .spawn(move || {
+                loop {
+                    let job = match rx.lock() {
+                        Ok(rx) => rx.recv(),
+                        Err(_) => return,
+                    };
+                    match job {
+                        Ok(job) => job(),
+                        Err(_) => return,
+                    }
+                }
+            });
+    }
+    HashPool {
+        jobs: std::sync::Mutex::new(tx),
+    }
 });
 
+async fn on_hash_pool<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, ServiceError> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let job: Box<dyn FnOnce() + Send> = Box::new(move || {
+        let _ = tx.send(f());
+    });
+    HASH_POOL
+        .jobs
+        .lock()
+        .map_err(|_| ServiceError::Internal("hashing pool poisoned".into()))?
+        .send(job)
+        .map_err(|_| ServiceError::Internal("hashing pool stopped".into()))?;
+    rx.await
+        .map_err(|_| ServiceError::Internal("hashing job lost".into()))
+}
+
 async fn hash_password(password: String) -> Result<String, ServiceError> {
-    let _permit = HASHING
-        .acquire()
-        .await
-        .map_err(|e| ServiceError::Internal(format!("hashing queue: {e}")))?;
-    tokio::task::spawn_blocking(move || {
+    on_hash_pool(move || {
         Argon2::default()
             .hash_password(password.as_bytes())
             .map(|h| h.to_string())
             .map_err(|e| ServiceError::Internal(format!("argon2: {e}")))
     })
-    .await
-    .map_err(|e| ServiceError::Internal(format!("hashing task: {e}")))?
+    .await?
 }
 
 async fn verify_password(password: String, hash: String) -> Result<bool, ServiceError> {
     if password.len() > MAX_PASSWORD_BYTES {
         return Ok(false);
     }
-    let _permit = HASHING
-        .acquire()
-        .await
-        .map_err(|e| ServiceError::Internal(format!("hashing queue: {e}")))?;
-    tokio::task::spawn_blocking(move || {
+    on_hash_pool(move || {
         Argon2::default()
             .verify_password(password.as_bytes(), hash.as_str())
             .is_ok()
     })
     .await
-    .map_err(|e| ServiceError::Internal(format!("hashing task: {e}")))
 }
 
 #[cfg(test)]

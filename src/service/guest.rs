@@ -63,7 +63,8 @@ pub enum Source {
 #[derive(Clone, Debug)]
 pub struct GuestHistory {
     pub conversation_id: Uuid,
-    pub messages: Vec<CachedMessage>,
+    /// Shared with the hot cache on an L1 hit: no copy per read.
+    pub messages: Arc<Vec<CachedMessage>>,
     pub source: Source,
     /// The account conversation this guest moved into, if migrated (known on SQL reads).
     pub migrated_to: Option<Uuid>,
@@ -277,7 +278,7 @@ impl GuestService {
         }
         Ok(GuestHistory {
             conversation_id: conversation.id,
-            messages,
+            messages: Arc::new(messages),
             source: Source::L2,
             migrated_to: conversation.main_conversation_id,
         })

@@ -49,12 +49,19 @@ impl UsageCounters {
     /// Counts one request by `subject` (a user id or guest id); `f` adds what it did.
     pub fn record(&self, subject: &str, tier: &str, f: impl FnOnce(&mut UsageDelta)) {
         let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
-        let delta = pending
-            .entry(subject.to_string())
-            .or_insert_with(|| UsageDelta {
-                tier: tier.to_string(),
-                ..UsageDelta::default()
-            });
+        // Look up before inserting: the hot path should not allocate a key per request.
+        if !pending.contains_key(subject) {
+            pending.insert(
+                subject.to_string(),
+                UsageDelta {
+                    tier: tier.to_string(),
+                    ..UsageDelta::default()
+                },
+            );
+        }
+        let Some(delta) = pending.get_mut(subject) else {
+            return;
+        };
         delta.requests += 1;
         delta.last_request_at = Some(Utc::now());
         f(delta);
