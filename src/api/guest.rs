@@ -198,7 +198,11 @@ fn conversation_body(
     let view = GuestConversationView {
         guest_id,
         conversation_id: h.conversation_id,
-        messages: h.messages.iter().map(GuestMessageView::from).collect(),
+        messages: h
+            .messages
+            .iter()
+            .map(|m| GuestMessageView::from(m.as_ref()))
+            .collect(),
         source: match h.source {
             Source::L1 => "l1",
             Source::L2 => "l2",

@@ -5,9 +5,9 @@ use std::{sync::Arc, time::Duration};
 
 use moka::{future::Cache, ops::compute::Op};
 
-use super::{CachedMessage, merge_sorted};
+use super::{CachedMessage, MessageList, SharedMessage, merge_sorted};
 
-type Entry = Arc<Vec<CachedMessage>>;
+type Entry = MessageList;
 
 #[derive(Clone)]
 pub struct MemoryCache {
@@ -19,7 +19,11 @@ impl MemoryCache {
         let cache = Cache::builder()
             .max_capacity(capacity_bytes)
             .weigher(|key: &String, value: &Entry| {
-                let bytes = key.len() + value.iter().map(CachedMessage::weight).sum::<usize>();
+                let bytes = key.len()
+                    + value
+                        .iter()
+                        .map(|m| CachedMessage::weight(m))
+                        .sum::<usize>();
                 u32::try_from(bytes).unwrap_or(u32::MAX)
             })
             .time_to_live(ttl)
@@ -33,7 +37,7 @@ impl MemoryCache {
     }
 
     /// Atomically merges `messages` into the key's list (creating it), restarting its TTL.
-    pub async fn merge(&self, key: &str, messages: &[CachedMessage]) {
+    pub async fn merge(&self, key: &str, messages: &[SharedMessage]) {
         self.cache
             .entry_by_ref(key)
             .and_compute_with(|current| {

@@ -36,6 +36,11 @@ impl CachedMessage {
     }
 }
 
+/// One cached message, shared between the cache and readers without copying.
+pub type SharedMessage = Arc<CachedMessage>;
+/// A guest's cached history in sequence order.
+pub type MessageList = Arc<Vec<SharedMessage>>;
+
 /// A hot-cache failure (timeout, connection loss). Callers fall back to SQL.
 #[derive(Debug, thiserror::Error)]
 #[error("hot cache: {0}")]
@@ -106,13 +111,13 @@ impl HotCache {
     }
 
     /// The guest's cached messages in sequence order, or `None` when nothing is cached.
-    pub async fn guest_messages(
-        &self,
-        guest_id: &str,
-    ) -> Result<Option<Arc<Vec<CachedMessage>>>, HotError> {
+    pub async fn guest_messages(&self, guest_id: &str) -> Result<Option<MessageList>, HotError> {
         match self {
             HotCache::Memory(m) => Ok(m.get(guest_id).await),
-            HotCache::Redis(r) => Ok(r.get(guest_id).await?.map(Arc::new)),
+            HotCache::Redis(r) => Ok(r
+                .get(guest_id)
+                .await?
+                .map(|list| Arc::new(list.into_iter().map(Arc::new).collect()))),
         }
     }
 
@@ -120,7 +125,7 @@ impl HotCache {
     pub async fn append_guest_message(
         &self,
         guest_id: &str,
-        message: &CachedMessage,
+        message: &SharedMessage,
     ) -> Result<(), HotError> {
         match self {
             HotCache::Memory(m) => {
@@ -135,7 +140,7 @@ impl HotCache {
     pub async fn fill_guest(
         &self,
         guest_id: &str,
-        messages: &[CachedMessage],
+        messages: &[SharedMessage],
     ) -> Result<(), HotError> {
         match self {
             HotCache::Memory(m) => {
@@ -159,7 +164,7 @@ impl HotCache {
 
 /// True when `messages` is exactly sequences 1..=n: a complete history. A list with a gap is
 /// partial (an append that raced a refill, or a failed append) and must be read from SQL.
-pub fn is_complete(messages: &[CachedMessage]) -> bool {
+pub fn is_complete(messages: &[SharedMessage]) -> bool {
     !messages.is_empty()
         && messages
             .iter()
@@ -169,10 +174,10 @@ pub fn is_complete(messages: &[CachedMessage]) -> bool {
 
 /// Merges `incoming` into `existing` by sequence, keeping order and dropping repeats.
 pub(crate) fn merge_sorted(
-    existing: &[CachedMessage],
-    incoming: &[CachedMessage],
-) -> Vec<CachedMessage> {
-    let mut merged: Vec<CachedMessage> = Vec::with_capacity(existing.len() + incoming.len());
+    existing: &[SharedMessage],
+    incoming: &[SharedMessage],
+) -> Vec<SharedMessage> {
+    let mut merged: Vec<SharedMessage> = Vec::with_capacity(existing.len() + incoming.len());
     merged.extend_from_slice(existing);
     for message in incoming {
         match merged.binary_search_by_key(&message.sequence, |m| m.sequence) {
@@ -187,8 +192,8 @@ pub(crate) fn merge_sorted(
 mod tests {
     use super::*;
 
-    fn msg(sequence: i64) -> CachedMessage {
-        CachedMessage {
+    fn msg(sequence: i64) -> SharedMessage {
+        Arc::new(CachedMessage {
             id: Uuid::now_v7(),
             conversation_id: Uuid::nil(),
             sequence,
@@ -198,7 +203,7 @@ mod tests {
             content_type: "text".into(),
             tokens: None,
             created_at: "2025-12-21T12:00:00Z".into(),
-        }
+        })
     }
 
     #[test]

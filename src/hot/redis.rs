@@ -21,7 +21,7 @@ use redis::{
 };
 use tracing::{info, warn};
 
-use super::{CachedMessage, HotError, merge_sorted};
+use super::{CachedMessage, HotError, SharedMessage, merge_sorted};
 
 /// Dirty keys kept individually; past this, recovery deletes every guest key of this prefix.
 const MAX_DIRTY_KEYS: usize = 100_000;
@@ -199,7 +199,7 @@ impl RedisCache {
     }
 
     /// RPUSH + EXPIRE in one MULTI. On failure the key is remembered as dirty.
-    pub async fn append(&self, guest_id: &str, message: &CachedMessage) -> Result<(), HotError> {
+    pub async fn append(&self, guest_id: &str, message: &SharedMessage) -> Result<(), HotError> {
         let key = self.key(guest_id);
         let json = serde_json::to_string(message).map_err(|e| HotError(e.to_string()))?;
         let mut conn = self.inner.conn.clone();
@@ -217,7 +217,7 @@ impl RedisCache {
     }
 
     /// Merges `messages` into the list (see [`FILL_SCRIPT`]). Skipped for dirty keys.
-    pub async fn fill(&self, guest_id: &str, messages: &[CachedMessage]) -> Result<(), HotError> {
+    pub async fn fill(&self, guest_id: &str, messages: &[SharedMessage]) -> Result<(), HotError> {
         let key = self.key(guest_id);
         if self.is_dirty(&key) || messages.is_empty() {
             return Ok(());
@@ -225,7 +225,7 @@ impl RedisCache {
         let mut invocation = self.inner.fill.key(&key);
         invocation.arg(self.inner.ttl_secs);
         for m in merge_sorted(&[], messages) {
-            invocation.arg(serde_json::to_string(&m).map_err(|e| HotError(e.to_string()))?);
+            invocation.arg(serde_json::to_string(m.as_ref()).map_err(|e| HotError(e.to_string()))?);
         }
         let mut conn = self.inner.conn.clone();
         let _: i64 = self.call(invocation.invoke_async(&mut conn)).await?;

@@ -22,7 +22,7 @@ use super::{
     usage::UsageCounters,
 };
 use crate::{
-    hot::{CachedMessage, HotCache, is_complete},
+    hot::{CachedMessage, HotCache, MessageList, is_complete},
     store::{Store, Write},
 };
 
@@ -46,7 +46,7 @@ pub struct NewMessage {
 /// The outcome of a guest write.
 #[derive(Clone, Debug)]
 pub struct Appended {
-    pub message: CachedMessage,
+    pub message: Arc<CachedMessage>,
     /// True when the write was a retry of a stored message; `message` is the original.
     pub duplicate: bool,
     /// Set when this write claimed the guest id: the token the client must keep.
@@ -64,7 +64,7 @@ pub enum Source {
 pub struct GuestHistory {
     pub conversation_id: Uuid,
     /// Shared with the hot cache on an L1 hit: no copy per read.
-    pub messages: Arc<Vec<CachedMessage>>,
+    pub messages: MessageList,
     pub source: Source,
     /// The account conversation this guest moved into, if migrated (known on SQL reads).
     pub migrated_to: Option<Uuid>,
@@ -212,28 +212,25 @@ impl GuestService {
         if stored.duplicate {
             self.usage.record(guest_id, "guest", |_| {});
             return Ok(Appended {
-                message: stored.message,
+                message: Arc::new(stored.message),
                 duplicate: true,
                 issued_token: None,
             });
         }
-        if let Err(err) = self
-            .hot
-            .append_guest_message(guest_id, &stored.message)
-            .await
-        {
+        let message = Arc::new(stored.message);
+        if let Err(err) = self.hot.append_guest_message(guest_id, &message).await {
             warn!(error = %err, "hot cache append failed; dropping the key");
             if let Err(err) = self.hot.remove_guest(guest_id).await {
                 warn!(error = %err, "hot cache key could not be dropped");
             }
         }
-        let tokens = i64::from(stored.message.tokens.unwrap_or(0));
+        let tokens = i64::from(message.tokens.unwrap_or(0));
         self.usage.record(guest_id, "guest", |d| {
             d.messages_stored += 1;
             d.tokens += tokens;
         });
         Ok(Appended {
-            message: stored.message,
+            message,
             duplicate: false,
             issued_token: (stored.claimed && token.is_none()).then(|| self.tokens.issue(guest_id)),
         })
@@ -269,7 +266,8 @@ impl GuestService {
             .await
             .inspect_err(|e| self.store.note_error(e))?;
         let conversation = conversation.ok_or(ServiceError::GuestNotFound)?;
-        let messages: Vec<CachedMessage> = rows.iter().map(to_cached).collect();
+        let messages: Vec<Arc<CachedMessage>> =
+            rows.iter().map(|r| Arc::new(to_cached(r))).collect();
         if !messages.is_empty()
             && conversation.main_conversation_id.is_none()
             && let Err(err) = self.hot.fill_guest(guest_id, &messages).await
