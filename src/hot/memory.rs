@@ -7,6 +7,9 @@ use moka::{future::Cache, ops::compute::Op};
 
 use super::{CachedMessage, MessageList, SharedMessage, merge_sorted};
 
+/// The longest history the in-process cache holds for one guest.
+pub const MAX_CACHED_MESSAGES: usize = 1000;
+
 type Entry = MessageList;
 
 #[derive(Clone)]
@@ -45,12 +48,52 @@ impl MemoryCache {
                     Some(entry) => merge_sorted(entry.value(), messages),
                     None => merge_sorted(&[], messages),
                 };
-                std::future::ready(Op::Put(Arc::new(merged)))
+                // Every merge copies the list (pointers only); past this length the guest is
+                // served from SQL instead, so one very long chat cannot make appends quadratic.
+                std::future::ready(if merged.len() > MAX_CACHED_MESSAGES {
+                    Op::Remove
+                } else {
+                    Op::Put(Arc::new(merged))
+                })
             })
             .await;
     }
 
     pub async fn remove(&self, key: &str) {
         self.cache.invalidate(key).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn msg(sequence: i64) -> SharedMessage {
+        Arc::new(CachedMessage {
+            id: uuid::Uuid::now_v7(),
+            conversation_id: uuid::Uuid::nil(),
+            sequence,
+            role: "user".into(),
+            content: "x".into(),
+            timestamp: "2025-12-21T12:00:00Z".into(),
+            content_type: "text".into(),
+            tokens: None,
+            created_at: "2025-12-21T12:00:00Z".into(),
+        })
+    }
+
+    #[tokio::test]
+    async fn a_history_longer_than_the_cap_is_left_to_sql() {
+        let cache = MemoryCache::new(Duration::from_secs(60), 64 * 1024 * 1024);
+        let all: Vec<SharedMessage> = (1..=MAX_CACHED_MESSAGES as i64).map(msg).collect();
+        cache.merge("g", &all).await;
+        assert_eq!(
+            cache.get("g").await.map(|l| l.len()),
+            Some(MAX_CACHED_MESSAGES)
+        );
+        cache
+            .merge("g", &[msg(MAX_CACHED_MESSAGES as i64 + 1)])
+            .await;
+        assert!(cache.get("g").await.is_none());
     }
 }
