@@ -3,13 +3,16 @@
 //! routes, 405, 413, 415, poem's own parse errors).
 
 use super::error::ErrorBody;
+use tokio::io::AsyncReadExt;
+
 use poem::{
     Body, Endpoint, EndpointExt, IntoResponse, Request, Response,
-    error::ReadBodyError,
     http::{HeaderValue, StatusCode, header},
 };
 
 const REQUEST_ID: &str = "x-request-id";
+/// How much of an oversized body is read and dropped before answering 413.
+const DRAIN_LIMIT: usize = 8 * 1024 * 1024;
 
 /// The largest request body: a message of `max_message_bytes` may be JSON-escaped up to six
 /// bytes per byte (`\u0001`), plus room for the other fields.
@@ -53,25 +56,46 @@ async fn limit_body(req: &mut Request, limit: usize) -> Result<(), Response> {
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|len| len > limit as u64) {
+    // Far too large: refuse without reading. Slightly too large: read it below, then refuse.
+    if declared.is_some_and(|len| len > limit.saturating_add(DRAIN_LIMIT) as u64) {
         return Err(too_large(limit));
     }
     if declared == Some(0) {
         return Ok(());
     }
-    let body = req.take_body();
-    match body.into_bytes_limit(limit).await {
-        Ok(bytes) => {
-            req.set_body(Body::from(bytes));
-            Ok(())
+    // Read by hand rather than with `into_bytes_limit`: past the limit the rest is read and
+    // dropped (up to DRAIN_LIMIT), so a client still sending a chunked body gets to read the 413
+    // instead of a reset connection.
+    let mut reader = req.take_body().into_async_read();
+    let mut kept: Vec<u8> =
+        Vec::with_capacity(declared.map_or(8 * 1024, |n| (n as usize).min(limit)));
+    let mut seen: usize = 0;
+    let mut chunk = vec![0u8; 64 * 1024];
+    loop {
+        let n = match reader.read(&mut chunk).await {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(err) => {
+                return Err(error_response(
+                    StatusCode::BAD_REQUEST,
+                    "bad_request",
+                    &format!("could not read the request body: {err}"),
+                ));
+            }
+        };
+        seen += n;
+        if seen > limit.saturating_add(DRAIN_LIMIT) {
+            break;
         }
-        Err(ReadBodyError::PayloadTooLarge) => Err(too_large(limit)),
-        Err(err) => Err(error_response(
-            StatusCode::BAD_REQUEST,
-            "bad_request",
-            &format!("could not read the request body: {err}"),
-        )),
+        if seen <= limit {
+            kept.extend_from_slice(&chunk[..n]);
+        }
     }
+    if seen > limit {
+        return Err(too_large(limit));
+    }
+    req.set_body(Body::from(kept));
+    Ok(())
 }
 
 fn too_large(limit: usize) -> Response {
