@@ -5,6 +5,7 @@
 //! cargo bench --bench http                       # 64 connections, 10 s per operation
 //! cargo bench --bench http -- --connections 32 --duration 5 --json bench.json
 //! cargo bench --bench http -- --smoke            # a few seconds: CI's no-regression run
+//! cargo bench --bench http -- --only a,b         # just these operations (and the ceiling)
 //! ```
 //!
 //! Operations: (a) guest append over many guests, (b) guest history read with L1 warm,
@@ -36,6 +37,14 @@ struct Args {
     duration: Duration,
     smoke: bool,
     json: PathBuf,
+    /// Operation letters to run (e.g. `a,b`); empty = all. (g), the ceiling, always runs.
+    only: Vec<char>,
+}
+
+impl Args {
+    fn runs(&self, op: char) -> bool {
+        self.only.is_empty() || self.only.contains(&op)
+    }
 }
 
 fn parse_args() -> Args {
@@ -44,6 +53,7 @@ fn parse_args() -> Args {
         duration: Duration::from_secs(10),
         smoke: false,
         json: PathBuf::from("target/bench-http.json"),
+        only: Vec::new(),
     };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
@@ -57,6 +67,14 @@ fn parse_args() -> Args {
             }
             "--json" => args.json = it.next().map(PathBuf::from).unwrap_or(args.json),
             "--smoke" => args.smoke = true,
+            "--only" => {
+                args.only = it
+                    .next()
+                    .unwrap_or_default()
+                    .split(',')
+                    .filter_map(|op| op.trim().chars().next())
+                    .collect()
+            }
             _ => {} // cargo passes --bench; ignore what is not ours
         }
     }
@@ -301,46 +319,53 @@ async fn main() {
         rss: server.rss_mib(),
     });
 
-    // (a) guest append spread over many guests.
-    let guests = Arc::new(seed_guests(&c, &base, 100 * scale, 0).await);
-    let (b, cc, g) = (base.clone(), c.clone(), guests.clone());
-    let stats = load(conns, dur, u64::MAX, move |i| {
-        let (id, token) = &g[(i as usize) % g.len()];
-        cc.post(format!("{b}/v1/guest/chat/{id}"))
-            .header("X-Guest-Token", token)
-            .json(&json!({"role": "user", "content": format!("benchmark message number {i}, a typical short chat line")}))
-    })
-    .await;
-    rows.push(Row {
-        name: "(a) guest append",
-        stats,
-        rss: server.rss_mib(),
-    });
-
-    // (b) guest history read, L1 warm (20-message histories).
-    let readers = Arc::new(seed_guests(&c, &base, 20 * scale, 20).await);
-    for (id, token) in readers.iter() {
-        json_ok(
-            c.get(format!("{base}/v1/guest/chat/{id}"))
-                .header("X-Guest-Token", token),
-        )
+    if args.runs('a') {
+        // (a) guest append spread over many guests.
+        let guests = Arc::new(seed_guests(&c, &base, 100 * scale, 0).await);
+        let (b, cc, g) = (base.clone(), c.clone(), guests.clone());
+        let stats = load(conns, dur, u64::MAX, move |i| {
+            let (id, token) = &g[(i as usize) % g.len()];
+            cc.post(format!("{b}/v1/guest/chat/{id}"))
+                .header("X-Guest-Token", token)
+                .json(&json!({"role": "user", "content": format!("benchmark message number {i}, a typical short chat line")}))
+        })
         .await;
+        rows.push(Row {
+            name: "(a) guest append",
+            stats,
+            rss: server.rss_mib(),
+        });
     }
-    let (b, cc, g) = (base.clone(), c.clone(), readers.clone());
-    let stats = load(conns, dur, u64::MAX, move |i| {
-        let (id, token) = &g[(i as usize) % g.len()];
-        cc.get(format!("{b}/v1/guest/chat/{id}"))
-            .header("X-Guest-Token", token)
-    })
-    .await;
-    rows.push(Row {
-        name: "(b) guest read, L1 hit",
-        stats,
-        rss: server.rss_mib(),
-    });
-
-    // (d) migration of 20-message guests, one per request.
-    let movers = seed_guests(&c, &base, 50 * scale, 20).await;
+    if args.runs('b') {
+        // (b) guest history read, L1 warm (20-message histories).
+        let readers = Arc::new(seed_guests(&c, &base, 20 * scale, 20).await);
+        for (id, token) in readers.iter() {
+            json_ok(
+                c.get(format!("{base}/v1/guest/chat/{id}"))
+                    .header("X-Guest-Token", token),
+            )
+            .await;
+        }
+        let (b, cc, g) = (base.clone(), c.clone(), readers.clone());
+        let stats = load(conns, dur, u64::MAX, move |i| {
+            let (id, token) = &g[(i as usize) % g.len()];
+            cc.get(format!("{b}/v1/guest/chat/{id}"))
+                .header("X-Guest-Token", token)
+        })
+        .await;
+        rows.push(Row {
+            name: "(b) guest read, L1 hit",
+            stats,
+            rss: server.rss_mib(),
+        });
+    }
+    // (d) migration of 20-message guests, one per request; their new accounts serve (e), (f).
+    let needs_users = args.runs('d') || args.runs('e') || args.runs('f');
+    let movers = if needs_users {
+        seed_guests(&c, &base, 50 * scale, 20).await
+    } else {
+        Vec::new()
+    };
     let mut signups = Vec::new();
     for _ in 0..movers.len() {
         let (c, base) = (c.clone(), base.clone());
@@ -360,115 +385,119 @@ async fn main() {
     }
     let movers = Arc::new(movers);
     let users = Arc::new(users);
-    // First one at a time (the latency of a single migration), then the rest concurrently.
-    let half = movers.len() as u64 / 2;
-    let (b, cc, g, u) = (base.clone(), c.clone(), movers.clone(), users.clone());
-    let stats = load(1, dur * 3, half, move |i| {
-        let (id, token) = &g[i as usize];
-        cc.post(format!("{b}/v1/guest/migrate/{id}"))
-            .bearer_auth(&u[i as usize])
-            .header("X-Guest-Token", token)
-    })
-    .await;
-    rows.push(Row {
-        name: "(d1) migrate a 20-message guest, 1 connection",
-        stats,
-        rss: server.rss_mib(),
-    });
-    let (b, cc, g, u) = (base.clone(), c.clone(), movers.clone(), users.clone());
-    let n = movers.len() as u64 - half;
-    let stats = load(conns, dur * 3, n, move |i| {
-        let i = (half + i) as usize;
-        let (id, token) = &g[i];
-        cc.post(format!("{b}/v1/guest/migrate/{id}"))
-            .bearer_auth(&u[i])
-            .header("X-Guest-Token", token)
-    })
-    .await;
-    rows.push(Row {
-        name: "(d) migrate a 20-message guest",
-        stats,
-        rss: server.rss_mib(),
-    });
-
-    // (e) authenticated append and (f) authenticated history page.
-    let mut convs = Vec::new();
-    for token in users.iter().take(20) {
-        let conv = json_ok(
-            c.post(format!("{base}/v1/conversations"))
-                .bearer_auth(token)
-                .json(&json!({"title": "bench"})),
-        )
+    if args.runs('d') {
+        // First one at a time (the latency of a single migration), then the rest concurrently.
+        let half = movers.len() as u64 / 2;
+        let (b, cc, g, u) = (base.clone(), c.clone(), movers.clone(), users.clone());
+        let stats = load(1, dur * 3, half, move |i| {
+            let (id, token) = &g[i as usize];
+            cc.post(format!("{b}/v1/guest/migrate/{id}"))
+                .bearer_auth(&u[i as usize])
+                .header("X-Guest-Token", token)
+        })
         .await;
-        let id = conv["id"].as_str().expect("id").to_string();
-        for m in 0..20 {
-            json_ok(
-                c.post(format!("{base}/v1/conversations/{id}/messages"))
+        rows.push(Row {
+            name: "(d1) migrate a 20-message guest, 1 connection",
+            stats,
+            rss: server.rss_mib(),
+        });
+        let (b, cc, g, u) = (base.clone(), c.clone(), movers.clone(), users.clone());
+        let n = movers.len() as u64 - half;
+        let stats = load(conns, dur * 3, n, move |i| {
+            let i = (half + i) as usize;
+            let (id, token) = &g[i];
+            cc.post(format!("{b}/v1/guest/migrate/{id}"))
+                .bearer_auth(&u[i])
+                .header("X-Guest-Token", token)
+        })
+        .await;
+        rows.push(Row {
+            name: "(d) migrate a 20-message guest",
+            stats,
+            rss: server.rss_mib(),
+        });
+    }
+    if args.runs('e') || args.runs('f') {
+        // (e) authenticated append and (f) authenticated history page.
+        let mut convs = Vec::new();
+        for token in users.iter().take(20) {
+            let conv = json_ok(
+                c.post(format!("{base}/v1/conversations"))
                     .bearer_auth(token)
-                    .json(&json!({"role": "user", "content": format!("seed {m}")})),
+                    .json(&json!({"title": "bench"})),
             )
             .await;
+            let id = conv["id"].as_str().expect("id").to_string();
+            for m in 0..20 {
+                json_ok(
+                    c.post(format!("{base}/v1/conversations/{id}/messages"))
+                        .bearer_auth(token)
+                        .json(&json!({"role": "user", "content": format!("seed {m}")})),
+                )
+                .await;
+            }
+            convs.push((id, token.clone()));
         }
-        convs.push((id, token.clone()));
+        let convs = Arc::new(convs);
+        let (b, cc, g) = (base.clone(), c.clone(), convs.clone());
+        let stats = load(conns, dur, u64::MAX, move |i| {
+            let (id, token) = &g[(i as usize) % g.len()];
+            cc.post(format!("{b}/v1/conversations/{id}/messages"))
+                .bearer_auth(token)
+                .json(
+                    &json!({"role": "user", "content": format!("authenticated benchmark message {i}")}),
+                )
+        })
+        .await;
+        rows.push(Row {
+            name: "(e) authenticated append",
+            stats,
+            rss: server.rss_mib(),
+        });
+        let (b, cc, g) = (base.clone(), c.clone(), convs.clone());
+        let stats = load(conns, dur, u64::MAX, move |i| {
+            let (id, token) = &g[(i as usize) % g.len()];
+            cc.get(format!("{b}/v1/conversations/{id}/messages?limit=20"))
+                .bearer_auth(token)
+        })
+        .await;
+        rows.push(Row {
+            name: "(f) authenticated history page",
+            stats,
+            rss: server.rss_mib(),
+        });
     }
-    let convs = Arc::new(convs);
-    let (b, cc, g) = (base.clone(), c.clone(), convs.clone());
-    let stats = load(conns, dur, u64::MAX, move |i| {
-        let (id, token) = &g[(i as usize) % g.len()];
-        cc.post(format!("{b}/v1/conversations/{id}/messages"))
-            .bearer_auth(token)
-            .json(
-                &json!({"role": "user", "content": format!("authenticated benchmark message {i}")}),
-            )
-    })
-    .await;
-    rows.push(Row {
-        name: "(e) authenticated append",
-        stats,
-        rss: server.rss_mib(),
-    });
-    let (b, cc, g) = (base.clone(), c.clone(), convs.clone());
-    let stats = load(conns, dur, u64::MAX, move |i| {
-        let (id, token) = &g[(i as usize) % g.len()];
-        cc.get(format!("{b}/v1/conversations/{id}/messages?limit=20"))
-            .bearer_auth(token)
-    })
-    .await;
-    rows.push(Row {
-        name: "(f) authenticated history page",
-        stats,
-        rss: server.rss_mib(),
-    });
-
     // (c) guest history read with L1 cold: the same data behind a server whose hot cache holds
     // almost nothing (1 MiB), read over many guests.
     let rss_loaded = server.rss_mib();
     drop(server);
-    let cold_db = database_url.clone();
-    let cold = Server::start(
-        cold_db.as_deref(),
-        &[
-            ("GENESIS__L1__CAPACITY_MB", "1"),
-            ("REDIS_USE_LOCAL", "true"),
-        ],
-    )
-    .await;
-    // Reuse the data: the first server's SQLite file lives in its temp dir, so seed afresh here.
-    let cold_readers = Arc::new(seed_guests(&c, &cold.base, 200 * scale, 20).await);
-    let (b, cc, g) = (cold.base.clone(), c.clone(), cold_readers.clone());
-    let stats = load(conns, dur, u64::MAX, move |i| {
-        // A stride that walks every guest before repeating one.
-        let (id, token) = &g[((i * 7919) as usize) % g.len()];
-        cc.get(format!("{b}/v1/guest/chat/{id}"))
-            .header("X-Guest-Token", token)
-    })
-    .await;
-    rows.push(Row {
-        name: "(c) guest read, L1 cold (SQL)",
-        stats,
-        rss: cold.rss_mib(),
-    });
-    drop(cold);
+    if args.runs('c') {
+        let cold_db = database_url.clone();
+        let cold = Server::start(
+            cold_db.as_deref(),
+            &[
+                ("GENESIS__L1__CAPACITY_MB", "1"),
+                ("REDIS_USE_LOCAL", "true"),
+            ],
+        )
+        .await;
+        // Reuse the data: the first server's SQLite file lives in its temp dir, so seed afresh here.
+        let cold_readers = Arc::new(seed_guests(&c, &cold.base, 200 * scale, 20).await);
+        let (b, cc, g) = (cold.base.clone(), c.clone(), cold_readers.clone());
+        let stats = load(conns, dur, u64::MAX, move |i| {
+            // A stride that walks every guest before repeating one.
+            let (id, token) = &g[((i * 7919) as usize) % g.len()];
+            cc.get(format!("{b}/v1/guest/chat/{id}"))
+                .header("X-Guest-Token", token)
+        })
+        .await;
+        rows.push(Row {
+            name: "(c) guest read, L1 cold (SQL)",
+            stats,
+            rss: cold.rss_mib(),
+        });
+        drop(cold);
+    }
 
     if let Some(name) = bench_db {
         drop_database(&name).await;

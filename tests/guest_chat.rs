@@ -762,3 +762,121 @@ async fn retries_and_refusals_mixed_into_a_burst_leave_sequences_gapless() {
         12
     );
 }
+
+/// Writes that arrive together are stored together (one group commit on SQLite): a message and
+/// its retries sent at the same moment still store exactly one message, a reused key with other
+/// words is refused, and every guest gets its own gapless sequence and title.
+#[tokio::test]
+async fn simultaneous_writes_and_their_retries_across_many_guests_store_each_message_once() {
+    let app = spawn_app().await;
+    let mut guests = Vec::new();
+    for _ in 0..8 {
+        guests.push(app.new_guest().await);
+    }
+    let mut requests = Vec::new();
+    for (g, (guest, token)) in guests.iter().enumerate() {
+        for i in 0..12 {
+            let (app, guest, token) = (&app, guest.clone(), token.clone());
+            requests.push(async move {
+                let mut req = app
+                    .client
+                    .post(app.url(&format!("/v1/guest/chat/{guest}")))
+                    .header("X-Guest-Token", &token);
+                // Per guest: 4 copies of one timestamped message, 4 copies of one keyed
+                // message, 2 uses of another key with different words, 2 plain messages.
+                req = match i {
+                    0..=3 => req.json(&json!({"role":"user","content":format!("hello from {g}"),
+                        "timestamp":"2026-01-02T03:04:05.123456Z"})),
+                    4..=7 => req
+                        .header("Idempotency-Key", "same")
+                        .json(&json!({"role":"assistant","content":"a reply"})),
+                    8 | 9 => req
+                        .header("Idempotency-Key", "clash")
+                        .json(&json!({"role":"assistant","content":format!("words {i}")})),
+                    _ => req.json(&json!({"role":"system","content":format!("note {i}")})),
+                };
+                let resp = req.send().await.expect("send");
+                let status = resp.status();
+                (
+                    g,
+                    i,
+                    status,
+                    resp.json::<Value>().await.unwrap_or(Value::Null),
+                )
+            });
+        }
+    }
+    let answers = common::join_all(requests).await;
+    for (g, (guest, token)) in guests.iter().enumerate() {
+        let mine: Vec<_> = answers.iter().filter(|a| a.0 == g).collect();
+        for copies in [0..=3, 4..=7] {
+            let group: Vec<_> = mine.iter().filter(|a| copies.contains(&a.1)).collect();
+            let created = group.iter().filter(|a| a.2 == StatusCode::CREATED).count();
+            assert_eq!(created, 1, "one copy stores, the others are retries");
+            for a in &group {
+                assert!(
+                    a.2 == StatusCode::CREATED || a.2 == StatusCode::OK,
+                    "{}",
+                    a.3
+                );
+                assert_eq!(a.3["duplicate"], a.2 == StatusCode::OK, "{}", a.3);
+                assert_eq!(a.3["message_id"], group[0].3["message_id"], "same message");
+            }
+        }
+        let clash: Vec<_> = mine.iter().filter(|a| a.1 == 8 || a.1 == 9).collect();
+        let mut statuses: Vec<u16> = clash.iter().map(|a| a.2.as_u16()).collect();
+        statuses.sort_unstable();
+        assert_eq!(statuses, [201, 409], "{clash:?}");
+        for a in mine.iter().filter(|a| a.1 >= 10) {
+            assert_eq!(a.2, StatusCode::CREATED, "{}", a.3);
+        }
+
+        let (status, history) = app.history(guest, token).await;
+        assert_eq!(status, StatusCode::OK);
+        let messages = history["messages"].as_array().expect("messages");
+        let seqs: Vec<i64> = messages
+            .iter()
+            .map(|m| m["sequence"].as_i64().expect("sequence"))
+            .collect();
+        assert_eq!(seqs, (1..=5).collect::<Vec<i64>>(), "{history}");
+        let hello = format!("hello from {g}");
+        assert_eq!(
+            messages
+                .iter()
+                .filter(|m| m["content"] == hello.as_str())
+                .count(),
+            1
+        );
+        assert_eq!(
+            messages
+                .iter()
+                .filter(|m| m["content"] == "a reply")
+                .count(),
+            1
+        );
+        assert_eq!(
+            app.count(&format!(
+                "SELECT message_count FROM conversation_cache WHERE guest_id = '{guest}'"
+            ))
+            .await,
+            5
+        );
+        assert_eq!(
+            app.count(&format!(
+                "SELECT COUNT(*) FROM conversation_cache WHERE guest_id = '{guest}' \
+                 AND title = '{hello}'"
+            ))
+            .await,
+            1,
+            "the title comes from the first user message"
+        );
+        assert_eq!(
+            app.count(&format!(
+                "SELECT COUNT(*) FROM cache_content_mapping WHERE user_id = '{guest}'"
+            ))
+            .await,
+            5,
+            "one ledger row per stored message"
+        );
+    }
+}

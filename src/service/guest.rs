@@ -1,16 +1,16 @@
 //! Guest chat: sessions, the write path (one SQL transaction, then L1), reads (L1, else SQL and
 //! refill), retry detection, and erasure. Rules from DESIGN.md "Who may do what" and dedup.
 
-use std::sync::Arc;
+use std::{collections::HashMap, sync::Arc};
 
 use chrono::{DateTime, Duration, SecondsFormat, SubsecRound, Utc};
 use entity::{cache_content_mapping, conversation_cache, message_cache, usage_metrics};
 use md5::Md5;
 use sea_orm::{
     ActiveValue::Set,
-    ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, IntoActiveModel, QueryFilter,
-    QueryOrder,
-    sea_query::{Expr, ExprTrait, Func, OnConflict, Query},
+    ColumnTrait, Condition, ConnectionTrait, DatabaseTransaction, DbErr, EntityTrait,
+    IntoActiveModel, QueryFilter, QueryOrder, TransactionTrait,
+    sea_query::{CaseStatement, Expr, ExprTrait, Func, OnConflict, Query},
 };
 use sha2::{Digest, Sha256};
 use tracing::{instrument, warn};
@@ -23,7 +23,7 @@ use super::{
 };
 use crate::{
     hot::{CachedMessage, HotCache, MessageList, is_complete},
-    store::{Store, Write},
+    store::{BoxFuture, Merge, Store, Write},
 };
 
 pub const ROLES: [&str; 3] = ["user", "assistant", "system"];
@@ -87,6 +87,8 @@ pub struct GuestService {
     usage: Arc<UsageCounters>,
     max_message_bytes: usize,
     retention: Duration,
+    /// SQLite: appends are merged in the group commit. PostgreSQL: each in its own transaction.
+    merged: Option<Arc<GuestAppends>>,
 }
 
 /// The rules for a guest id: `^[A-Za-z0-9_-]{1,128}$`.
@@ -124,6 +126,11 @@ impl GuestService {
         max_message_bytes: usize,
         retention_days: u32,
     ) -> Self {
+        let merged = store.merges_writes().then(|| {
+            Arc::new(GuestAppends {
+                retention: Duration::days(i64::from(retention_days)),
+            })
+        });
         Self {
             store,
             hot,
@@ -131,6 +138,7 @@ impl GuestService {
             usage,
             max_message_bytes,
             retention: Duration::days(i64::from(retention_days)),
+            merged,
         }
     }
 
@@ -196,10 +204,23 @@ impl GuestService {
         let stored = loop {
             let (id, m, retention) = (guest_id.to_string(), msg.clone(), self.retention);
             let has_token = token.is_some();
-            let result = self
-                .store
-                .write_unguarded(move |txn| Box::pin(append_in(txn, id, has_token, m, retention)))
-                .await;
+            let result = match &self.merged {
+                Some(merged) => {
+                    let item = AppendItem {
+                        guest_id: id,
+                        has_token,
+                        msg: m,
+                    };
+                    self.store.write_merged(merged.clone(), item).await
+                }
+                None => {
+                    self.store
+                        .write_unguarded(move |txn| {
+                            Box::pin(append_in(txn, id, has_token, m, retention))
+                        })
+                        .await
+                }
+            };
             match result {
                 Err(ServiceError::Contended(err)) if attempt < WRITE_RETRIES => {
                     attempt += 1;
@@ -375,7 +396,7 @@ pub fn validate_message(msg: &NewMessage, max_message_bytes: usize) -> Result<()
 }
 
 /// What one guest write did inside its transaction.
-struct Stored {
+pub struct Stored {
     message: CachedMessage,
     claimed: bool,
     duplicate: bool,
@@ -457,15 +478,35 @@ async fn append_in(
             }));
         }
     }
-    let hash = md5_hex(&msg.content);
-    let row = message_cache::Model {
+    let row = message_row(conversation.id, conversation.message_count, msg, now);
+    message_cache::Entity::insert(row.clone().into_active_model())
+        .exec_without_returning(txn)
+        .await?;
+    cache_content_mapping::Entity::insert(mapping_row(&row, guest_id, now))
+        .exec_without_returning(txn)
+        .await?;
+    Ok(Write::Commit(Stored {
+        message: to_cached(&row),
+        claimed,
+        duplicate: false,
+    }))
+}
+
+/// The `message_cache` row for `msg` at `sequence`.
+fn message_row(
+    conversation_id: Uuid,
+    sequence: i64,
+    msg: NewMessage,
+    now: DateTime<Utc>,
+) -> message_cache::Model {
+    message_cache::Model {
         id: Uuid::now_v7(),
-        conversation_id: conversation.id,
+        conversation_id,
         role: msg.role,
+        message_hash: md5_hex(&msg.content),
         content: msg.content,
-        message_hash: hash.clone(),
         tokens: msg.tokens,
-        sequence: conversation.message_count,
+        sequence,
         is_edited: false,
         quality_score: None,
         migration_version: MIGRATION_VERSION.into(),
@@ -474,28 +515,229 @@ async fn append_in(
         updated_at: now,
         content_type: msg.content_type.unwrap_or_else(|| "text".into()),
         idempotency_key: msg.idempotency_key,
-    };
-    message_cache::Entity::insert(row.clone().into_active_model())
-        .exec_without_returning(txn)
-        .await?;
-    cache_content_mapping::Entity::insert(cache_content_mapping::ActiveModel {
+    }
+}
+
+/// The ledger row recording that `row` is in the cache tables and not yet in the main ones.
+fn mapping_row(
+    row: &message_cache::Model,
+    guest_id: String,
+    now: DateTime<Utc>,
+) -> cache_content_mapping::ActiveModel {
+    cache_content_mapping::ActiveModel {
         id: Set(Uuid::now_v7()),
         cache_type: Set("message".into()),
         cache_id: Set(row.id),
         user_id: Set(guest_id),
-        content_hash: Set(hash),
+        content_hash: Set(row.message_hash.clone()),
         main_id: Set(None),
         is_synced: Set(false),
         synced_at: Set(None),
         created_at: Set(now),
-    })
-    .exec_without_returning(txn)
-    .await?;
-    Ok(Write::Commit(Stored {
-        message: to_cached(&row),
-        claimed,
-        duplicate: false,
-    }))
+    }
+}
+
+/// Guest appends stored together: the SQLite writer hands every append waiting in its batch to
+/// one call, which stores them with a handful of statements instead of three or four each.
+pub struct GuestAppends {
+    retention: Duration,
+}
+
+/// One guest append waiting for the writer.
+pub struct AppendItem {
+    guest_id: String,
+    has_token: bool,
+    msg: NewMessage,
+}
+
+impl Merge for GuestAppends {
+    type Item = AppendItem;
+    type Output = Stored;
+    type Error = ServiceError;
+
+    fn run<'a>(
+        &'a self,
+        txn: &'a DatabaseTransaction,
+        items: Vec<AppendItem>,
+    ) -> BoxFuture<'a, Vec<Result<Stored, ServiceError>>> {
+        Box::pin(async move {
+            let mut results: Vec<Option<Result<Stored, ServiceError>>> =
+                items.iter().map(|_| None).collect();
+            // The common case together, in a savepoint so that a failure leaves nothing behind.
+            match txn.begin().await {
+                Ok(savepoint) => match append_many(&savepoint, &items, self.retention).await {
+                    Ok(done) => match savepoint.commit().await {
+                        Ok(()) => done.into_iter().for_each(|(i, r)| results[i] = Some(r)),
+                        Err(err) => warn!(error = %err, "merged guest appends not kept"),
+                    },
+                    Err(err) => {
+                        warn!(error = %err, "merged guest appends failed; storing one by one");
+                        let _ = savepoint.rollback().await;
+                    }
+                },
+                Err(err) => warn!(error = %err, "savepoint for merged guest appends failed"),
+            }
+            // The rest (claims, unknown or migrated guests, a failed merge) one by one.
+            let mut answers = Vec::with_capacity(items.len());
+            for (item, result) in items.into_iter().zip(results) {
+                answers.push(match result {
+                    Some(result) => result,
+                    None => append_in(txn, item.guest_id, item.has_token, item.msg, self.retention)
+                        .await
+                        .map(|w| match w {
+                            Write::Commit(s) | Write::Discard(s) => s,
+                        }),
+                });
+            }
+            answers
+        })
+    }
+}
+
+/// Stores the items whose guest has an open conversation (and a token was sent): one query for
+/// the conversations, one for what the items could repeat, one `UPDATE` for every counter, and
+/// one multi-row `INSERT` each for the messages and their ledger rows. The writer holds
+/// SQLite's write lock for the whole batch, so counters read here cannot change underneath.
+/// Returns `(index, result)` for the items it decided; the others are left to [`append_in`].
+async fn append_many(
+    txn: &DatabaseTransaction,
+    items: &[AppendItem],
+    retention: Duration,
+) -> Result<Vec<(usize, Result<Stored, ServiceError>)>, DbErr> {
+    let now = now();
+    let mut guest_ids: Vec<&str> = items
+        .iter()
+        .filter(|i| i.has_token)
+        .map(|i| i.guest_id.as_str())
+        .collect();
+    guest_ids.sort_unstable();
+    guest_ids.dedup();
+    if guest_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut open: HashMap<String, conversation_cache::Model> = conversation_cache::Entity::find()
+        .filter(conversation_cache::Column::GuestId.is_in(guest_ids))
+        .filter(conversation_cache::Column::MainConversationId.is_null())
+        .all(txn)
+        .await?
+        .into_iter()
+        .map(|c| (c.guest_id.clone(), c))
+        .collect();
+    let probes: Vec<Condition> = items
+        .iter()
+        .filter(|i| i.has_token)
+        .filter_map(|i| retry_probe(open.get(&i.guest_id)?.id, &i.msg))
+        .collect();
+    let mut earlier = if probes.is_empty() {
+        Vec::new()
+    } else {
+        let any = probes.into_iter().fold(Condition::any(), Condition::add);
+        message_cache::Entity::find().filter(any).all(txn).await?
+    };
+    let mut done = Vec::with_capacity(items.len());
+    let mut rows = Vec::with_capacity(items.len());
+    let mut ledger = Vec::with_capacity(items.len());
+    let mut touched: Vec<(Uuid, i64, Option<String>)> = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        if !item.has_token {
+            continue;
+        }
+        let Some(conversation) = open.get_mut(&item.guest_id) else {
+            continue;
+        };
+        match repeated(&earlier, conversation.id, &item.msg) {
+            Some(Ok(original)) => {
+                let message = to_cached(original);
+                done.push((
+                    i,
+                    Ok(Stored {
+                        message,
+                        claimed: false,
+                        duplicate: true,
+                    }),
+                ));
+                continue;
+            }
+            Some(Err(err)) => {
+                done.push((i, Err(err)));
+                continue;
+            }
+            None => {}
+        }
+        conversation.message_count += 1;
+        let mut title = None;
+        if conversation.title.is_none() && item.msg.role == "user" {
+            title = Some(title_from(&item.msg.content));
+            conversation.title.clone_from(&title);
+        }
+        match touched.iter_mut().find(|t| t.0 == conversation.id) {
+            Some(t) => {
+                t.1 = conversation.message_count;
+                t.2 = t.2.take().or(title);
+            }
+            None => touched.push((conversation.id, conversation.message_count, title)),
+        }
+        let row = message_row(
+            conversation.id,
+            conversation.message_count,
+            item.msg.clone(),
+            now,
+        );
+        ledger.push(mapping_row(&row, item.guest_id.clone(), now));
+        let message = to_cached(&row);
+        done.push((
+            i,
+            Ok(Stored {
+                message,
+                claimed: false,
+                duplicate: false,
+            }),
+        ));
+        if row.idempotency_key.is_some() || row.client_timestamp.is_some() {
+            earlier.push(row.clone());
+        }
+        rows.push(row.into_active_model());
+    }
+    if rows.is_empty() {
+        return Ok(done);
+    }
+    // Batches are at most the writer's MAX_BATCH items: well under SQLite's variable limit.
+    let id = || Expr::col(conversation_cache::Column::Id);
+    let counts = touched
+        .iter()
+        .fold(CaseStatement::new(), |case, t| case.case(id().eq(t.0), t.1))
+        .finally(Expr::col(conversation_cache::Column::MessageCount));
+    let mut update = conversation_cache::Entity::update_many()
+        .col_expr(conversation_cache::Column::MessageCount, counts.into())
+        .col_expr(conversation_cache::Column::AccessedAt, Expr::value(now))
+        .col_expr(
+            conversation_cache::Column::ExpiresAt,
+            Expr::value(Some(now + retention)),
+        );
+    let titles: Vec<(Uuid, &String)> = touched
+        .iter()
+        .filter_map(|t| Some((t.0, t.2.as_ref()?)))
+        .collect();
+    if !titles.is_empty() {
+        let case = titles
+            .into_iter()
+            .fold(CaseStatement::new(), |case, (c, title)| {
+                case.case(id().eq(c), title.as_str())
+            })
+            .finally(Expr::col(conversation_cache::Column::Title));
+        update = update.col_expr(conversation_cache::Column::Title, case.into());
+    }
+    update
+        .filter(conversation_cache::Column::Id.is_in(touched.iter().map(|t| t.0)))
+        .exec(txn)
+        .await?;
+    message_cache::Entity::insert_many(rows)
+        .exec_without_returning(txn)
+        .await?;
+    cache_content_mapping::Entity::insert_many(ledger)
+        .exec_without_returning(txn)
+        .await?;
+    Ok(done)
 }
 
 /// Creates the guest's conversation holding its first message; `None` if the id is taken.
@@ -620,35 +862,62 @@ async fn find_retry(
     conversation_id: Uuid,
     msg: &NewMessage,
 ) -> Result<Option<CachedMessage>, ServiceError> {
-    let base = message_cache::Entity::find()
-        .filter(message_cache::Column::ConversationId.eq(conversation_id));
-    if let Some(key) = &msg.idempotency_key {
-        return match base
-            .filter(message_cache::Column::IdempotencyKey.eq(key.as_str()))
-            .one(txn)
-            .await?
-        {
-            Some(found) if found.role == msg.role && found.content == msg.content => {
-                Ok(Some(to_cached(&found)))
-            }
-            Some(_) => Err(ServiceError::IdempotencyKeyReused),
-            None => Ok(None),
-        };
-    }
-    let Some(timestamp) = msg.timestamp else {
+    let Some(probe) = retry_probe(conversation_id, msg) else {
         return Ok(None);
     };
-    let candidates = base
-        .filter(message_cache::Column::Role.eq(msg.role.as_str()))
-        .filter(message_cache::Column::MessageHash.eq(md5_hex(&msg.content)))
-        .filter(message_cache::Column::ClientTimestamp.eq(timestamp))
-        .all(txn)
-        .await?;
-    // MD5 narrows the search; the content itself decides (MD5 collisions can be made).
-    Ok(candidates
+    let candidates = message_cache::Entity::find().filter(probe).all(txn).await?;
+    repeated(&candidates, conversation_id, msg)
+        .transpose()
+        .map(|found| found.map(to_cached))
+}
+
+/// The stored messages `msg` could repeat, as a filter; `None` when it cannot repeat any.
+/// MD5 narrows the search; [`repeated`] decides on the content itself.
+fn retry_probe(conversation_id: Uuid, msg: &NewMessage) -> Option<Condition> {
+    let same_conversation = message_cache::Column::ConversationId.eq(conversation_id);
+    if let Some(key) = &msg.idempotency_key {
+        return Some(
+            Condition::all()
+                .add(same_conversation)
+                .add(message_cache::Column::IdempotencyKey.eq(key.as_str())),
+        );
+    }
+    let timestamp = msg.timestamp?;
+    Some(
+        Condition::all()
+            .add(same_conversation)
+            .add(message_cache::Column::Role.eq(msg.role.as_str()))
+            .add(message_cache::Column::MessageHash.eq(md5_hex(&msg.content)))
+            .add(message_cache::Column::ClientTimestamp.eq(timestamp)),
+    )
+}
+
+/// Which of `candidates` `msg` repeats: the one with its `Idempotency-Key` (an error if that
+/// one holds other words), else one with the same role, content and client timestamp.
+fn repeated<'a>(
+    candidates: &'a [message_cache::Model],
+    conversation_id: Uuid,
+    msg: &NewMessage,
+) -> Option<Result<&'a message_cache::Model, ServiceError>> {
+    let mut mine = candidates
         .iter()
-        .find(|m| m.content == msg.content)
-        .map(to_cached))
+        .filter(|m| m.conversation_id == conversation_id);
+    if let Some(key) = &msg.idempotency_key {
+        return mine
+            .find(|m| m.idempotency_key.as_deref() == Some(key.as_str()))
+            .map(|found| {
+                if found.role == msg.role && found.content == msg.content {
+                    Ok(found)
+                } else {
+                    Err(ServiceError::IdempotencyKeyReused)
+                }
+            });
+    }
+    let timestamp = msg.timestamp?;
+    mine.find(|m| {
+        m.client_timestamp == Some(timestamp) && m.role == msg.role && m.content == msg.content
+    })
+    .map(Ok)
 }
 
 /// The current time at the precision every backend stores (microseconds).

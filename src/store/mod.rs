@@ -21,7 +21,7 @@ use crate::config::{DatabaseKind, Settings};
 mod writer;
 
 use writer::Writer;
-pub use writer::{BATCH_ROLLED_BACK, BoxFuture, StoreError, Write};
+pub use writer::{BATCH_ROLLED_BACK, BoxFuture, Merge, StoreError, Write};
 
 /// The SQL database: L2 cache tables and the main tables live in it together.
 #[derive(Clone)]
@@ -194,6 +194,27 @@ impl Store {
                 let _ = txn.rollback().await;
                 Err(e)
             }
+        }
+    }
+
+    /// True when writes go through the group-commit writer (SQLite), which can merge them.
+    pub fn merges_writes(&self) -> bool {
+        self.writer.is_some()
+    }
+
+    /// Stores `item` together with the other items of its kind waiting in the group commit
+    /// (see [`Merge`]). Only with the group-commit writer; see [`Store::merges_writes`].
+    pub async fn write_merged<M: Merge>(
+        &self,
+        merge: Arc<M>,
+        item: M::Item,
+    ) -> Result<M::Output, M::Error> {
+        self.check_available()?;
+        match &self.writer {
+            Some(writer) => writer.write_merged(merge, item).await,
+            None => Err(M::Error::from(DbErr::Custom(
+                "merged writes need the group-commit writer".into(),
+            ))),
         }
     }
 

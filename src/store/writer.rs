@@ -3,8 +3,17 @@
 //! one commit each. Instead one task owns writing: it takes every write waiting in its queue,
 //! runs each inside a SAVEPOINT of one shared transaction (so one write's failure undoes only
 //! itself), commits once, and only then answers each caller. A 2xx still means committed.
+//!
+//! Writes of a [`Merge`] kind go further: every queued write of that kind in a batch is handed to
+//! one call, which can store them all with a few multi-row statements instead of a few
+//! statements each (each statement is a round trip to the SQLite connection's thread).
 
-use std::{future::Future, pin::Pin};
+use std::{
+    any::{Any, TypeId},
+    future::Future,
+    pin::Pin,
+    sync::Arc,
+};
 
 use sea_orm::{DatabaseConnection, DatabaseTransaction, DbErr, TransactionTrait};
 use tokio::sync::{mpsc, oneshot};
@@ -34,10 +43,44 @@ struct Outcome {
 /// One queued write: `run` inside the batch, or `reject` if the batch could not start.
 /// A guarded job runs in a savepoint; an unguarded one promises that on `Err` or
 /// `Write::Discard` it has left nothing behind, and saves the two savepoint statements.
-struct Job {
-    run: Run,
-    reject: Box<dyn FnOnce(DbErr) + Send>,
-    guarded: bool,
+enum Job {
+    One {
+        run: Run,
+        reject: Box<dyn FnOnce(DbErr) + Send>,
+        guarded: bool,
+    },
+    /// An item of a [`Merge`] kind: run together with the batch's other items of its kind.
+    Merged {
+        kind: TypeId,
+        item: Box<dyn Any + Send>,
+        run: RunMerged,
+        reject: fn(Box<dyn Any + Send>, DbErr),
+    },
+}
+
+type RunMerged = fn(&DatabaseTransaction, Vec<Box<dyn Any + Send>>) -> BoxFuture<'_, Outcome>;
+
+/// A kind of write that the writer merges: all items of one kind waiting in a batch go to one
+/// `run` call.
+pub trait Merge: Send + Sync + 'static {
+    type Item: Send + 'static;
+    type Output: Send + 'static;
+    type Error: StoreError;
+
+    /// Stores `items`, answering each in order. For an item that fails it must leave nothing
+    /// behind; the other items' changes are kept.
+    fn run<'a>(
+        &'a self,
+        txn: &'a DatabaseTransaction,
+        items: Vec<Self::Item>,
+    ) -> BoxFuture<'a, Vec<Result<Self::Output, Self::Error>>>;
+}
+
+/// A queued item of kind `M`, with whom to answer.
+struct MergedItem<M: Merge> {
+    merge: Arc<M>,
+    item: M::Item,
+    reply: oneshot::Sender<Result<M::Output, M::Error>>,
 }
 
 /// The error callers get when a failing write forced its whole batch to roll back.
@@ -137,7 +180,7 @@ impl Writer {
                 }
             })
         });
-        let job = Job {
+        let job = Job::One {
             run,
             reject,
             guarded,
@@ -148,6 +191,81 @@ impl Writer {
         rx.await
             .unwrap_or_else(|_| Err(E::from(DbErr::Custom("the writer dropped a write".into()))))
     }
+
+    /// Queues `item` to be stored by `merge` together with the other items of its kind in the
+    /// next batch; the result arrives after the batch committed.
+    pub async fn write_merged<M: Merge>(
+        &self,
+        merge: Arc<M>,
+        item: M::Item,
+    ) -> Result<M::Output, M::Error> {
+        let (reply, rx) = oneshot::channel();
+        let job = Job::Merged {
+            kind: TypeId::of::<M>(),
+            item: Box::new(MergedItem { merge, item, reply }),
+            run: run_merged::<M>,
+            reject: reject_merged::<M>,
+        };
+        if self.queue.send(job).await.is_err() {
+            return Err(M::Error::from(DbErr::Custom(
+                "the writer has stopped".into(),
+            )));
+        }
+        rx.await.unwrap_or_else(|_| {
+            Err(M::Error::from(DbErr::Custom(
+                "the writer dropped a write".into(),
+            )))
+        })
+    }
+}
+
+fn downcast<M: Merge>(item: Box<dyn Any + Send>) -> MergedItem<M> {
+    *item
+        .downcast::<MergedItem<M>>()
+        .expect("merged items are grouped by their kind")
+}
+
+fn reject_merged<M: Merge>(item: Box<dyn Any + Send>, err: DbErr) {
+    let _ = downcast::<M>(item).reply.send(Err(M::Error::from(err)));
+}
+
+/// Runs a batch's items of kind `M` in one call; answers them once the batch's fate is known.
+fn run_merged<M: Merge>(
+    txn: &DatabaseTransaction,
+    items: Vec<Box<dyn Any + Send>>,
+) -> BoxFuture<'_, Outcome> {
+    Box::pin(async move {
+        let mut merge = None;
+        let mut inputs = Vec::with_capacity(items.len());
+        let mut replies = Vec::with_capacity(items.len());
+        for item in items {
+            let item = downcast::<M>(item);
+            merge.get_or_insert(item.merge);
+            inputs.push(item.item);
+            replies.push(item.reply);
+        }
+        let results = match &merge {
+            Some(merge) => merge.run(txn, inputs).await,
+            None => Vec::new(),
+        };
+        let broken = results
+            .iter()
+            .any(|r| matches!(r, Err(e) if e.is_database_failure()));
+        let deliver: Deliver = Box::new(move |committed| {
+            for (reply, result) in replies.into_iter().zip(results) {
+                let _ = reply.send(match (&committed, result) {
+                    (Ok(()), result) => result,
+                    (Err(_), Err(own)) => Err(own),
+                    (Err(e), Ok(_)) => Err(M::Error::from(clone_err(e))),
+                });
+            }
+        });
+        Outcome {
+            keep: true,
+            broken,
+            deliver,
+        }
+    })
 }
 
 /// Runs one batch; returns the jobs that did not get to run (they go into the next batch).
@@ -163,39 +281,66 @@ where
         }
     };
     let mut delivers: Vec<Deliver> = Vec::with_capacity(batch.len());
-    let mut jobs = batch.into_iter();
-    while let Some(job) = jobs.next() {
-        if job.guarded {
-            let savepoint = match txn.begin().await {
-                Ok(sp) => sp,
-                Err(err) => {
-                    error!(error = %err, "savepoint failed; abandoning the batch");
-                    (job.reject)(clone_err(&err));
+    let mut jobs: Vec<Option<Job>> = batch.into_iter().map(Some).collect();
+    for i in 0..jobs.len() {
+        let Some(job) = jobs[i].take() else {
+            continue; // merged into an earlier item's call
+        };
+        match job {
+            Job::One {
+                run,
+                reject,
+                guarded: true,
+            } => {
+                let savepoint = match txn.begin().await {
+                    Ok(sp) => sp,
+                    Err(err) => {
+                        error!(error = %err, "savepoint failed; abandoning the batch");
+                        reject(clone_err(&err));
+                        abandon(delivers, err);
+                        return rest(jobs);
+                    }
+                };
+                let outcome = run(&savepoint).await;
+                let ended = if outcome.keep {
+                    savepoint.commit().await
+                } else {
+                    savepoint.rollback().await
+                };
+                delivers.push(outcome.deliver);
+                if let Err(err) = ended {
+                    error!(error = %err, "savepoint end failed; abandoning the batch");
                     abandon(delivers, err);
-                    return jobs.collect();
+                    return rest(jobs);
                 }
-            };
-            let outcome = (job.run)(&savepoint).await;
-            let ended = if outcome.keep {
-                savepoint.commit().await
-            } else {
-                savepoint.rollback().await
-            };
-            delivers.push(outcome.deliver);
-            if let Err(err) = ended {
-                error!(error = %err, "savepoint end failed; abandoning the batch");
-                abandon(delivers, err);
-                return jobs.collect();
             }
-        } else {
-            let outcome = (job.run)(&txn).await;
-            delivers.push(outcome.deliver);
-            if outcome.broken {
-                // The database failed mid-write: what this batch did is unknown, so none of it
-                // is kept and nobody is told it was.
-                let _ = txn.rollback().await;
-                abandon(delivers, DbErr::Custom(BATCH_ROLLED_BACK.into()));
-                return jobs.collect();
+            Job::One {
+                run,
+                guarded: false,
+                ..
+            } => {
+                let outcome = run(&txn).await;
+                delivers.push(outcome.deliver);
+                if outcome.broken {
+                    return give_up(txn, delivers, jobs).await;
+                }
+            }
+            Job::Merged {
+                kind, item, run, ..
+            } => {
+                let mut items = vec![item];
+                for slot in jobs.iter_mut().skip(i + 1) {
+                    if matches!(slot, Some(Job::Merged { kind: k, .. }) if *k == kind)
+                        && let Some(Job::Merged { item, .. }) = slot.take()
+                    {
+                        items.push(item);
+                    }
+                }
+                let outcome = run(&txn, items).await;
+                delivers.push(outcome.deliver);
+                if outcome.broken {
+                    return give_up(txn, delivers, jobs).await;
+                }
             }
         }
     }
@@ -204,6 +349,22 @@ where
         Err(err) => abandon(delivers, err),
     }
     Vec::new()
+}
+
+/// The database failed mid-write: what this batch did is unknown, so none of it is kept and
+/// nobody is told it was. The jobs that did not run go into the next batch.
+async fn give_up(
+    txn: DatabaseTransaction,
+    delivers: Vec<Deliver>,
+    jobs: Vec<Option<Job>>,
+) -> Vec<Job> {
+    let _ = txn.rollback().await;
+    abandon(delivers, DbErr::Custom(BATCH_ROLLED_BACK.into()));
+    rest(jobs)
+}
+
+fn rest(jobs: Vec<Option<Job>>) -> Vec<Job> {
+    jobs.into_iter().flatten().collect()
 }
 
 fn abandon(delivers: Vec<Deliver>, err: DbErr) {
@@ -216,7 +377,10 @@ fn abandon(delivers: Vec<Deliver>, err: DbErr) {
 fn fail_all(batch: Vec<Job>, err: DbErr) {
     error!(error = %err, jobs = batch.len(), "could not begin a write batch");
     for job in batch {
-        (job.reject)(clone_err(&err));
+        match job {
+            Job::One { reject, .. } => reject(clone_err(&err)),
+            Job::Merged { item, reject, .. } => reject(item, clone_err(&err)),
+        }
     }
 }
 
