@@ -12,6 +12,7 @@ mod m20261122_000007_create_cache_embeddings;
 mod m20261122_000008_create_cache_content_mapping;
 mod m20261122_000009_create_cache_metrics;
 mod m20261122_000010_create_cache_migrations;
+mod m20261122_000011_lean_message_cache_indexes;
 
 pub struct Migrator;
 
@@ -29,6 +30,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000008_create_cache_content_mapping::Migration),
             Box::new(m20261122_000009_create_cache_metrics::Migration),
             Box::new(m20261122_000010_create_cache_migrations::Migration),
+            Box::new(m20261122_000011_lean_message_cache_indexes::Migration),
         ]
     }
 }

@@ -31,6 +31,9 @@ pub const CONTENT_TYPES: [&str; 3] = ["text", "markdown", "json"];
 const MIGRATION_VERSION: &str = "1.0";
 const TITLE_CHARS: usize = 80;
 const WRITE_RETRIES: u64 = 3;
+/// How far a guest conversation's expiry may lag behind "last write + retention" before a
+/// merged write moves it.
+const EXPIRY_SLACK: Duration = Duration::hours(1);
 
 /// A message as a guest sends it.
 #[derive(Clone, Debug)]
@@ -637,7 +640,8 @@ async fn append_many(
     let mut done = Vec::with_capacity(items.len());
     let mut rows = Vec::with_capacity(items.len());
     let mut ledger = Vec::with_capacity(items.len());
-    let mut touched: Vec<(Uuid, i64, Option<String>)> = Vec::new();
+    // Per conversation: id, new count, new title, whether its expiry is stale.
+    let mut touched: Vec<(Uuid, i64, Option<String>, bool)> = Vec::new();
     for (i, item) in items.iter().enumerate() {
         if !item.has_token {
             continue;
@@ -675,7 +679,12 @@ async fn append_many(
                 t.1 = conversation.message_count;
                 t.2 = t.2.take().or(title);
             }
-            None => touched.push((conversation.id, conversation.message_count, title)),
+            None => {
+                let stale = conversation
+                    .expires_at
+                    .is_none_or(|at| at + EXPIRY_SLACK < now + retention);
+                touched.push((conversation.id, conversation.message_count, title, stale));
+            }
         }
         let row = message_row(
             conversation.id,
@@ -709,11 +718,7 @@ async fn append_many(
         .finally(Expr::col(conversation_cache::Column::MessageCount));
     let mut update = conversation_cache::Entity::update_many()
         .col_expr(conversation_cache::Column::MessageCount, counts.into())
-        .col_expr(conversation_cache::Column::AccessedAt, Expr::value(now))
-        .col_expr(
-            conversation_cache::Column::ExpiresAt,
-            Expr::value(Some(now + retention)),
-        );
+        .col_expr(conversation_cache::Column::AccessedAt, Expr::value(now));
     let titles: Vec<(Uuid, &String)> = touched
         .iter()
         .filter_map(|t| Some((t.0, t.2.as_ref()?)))
@@ -731,6 +736,19 @@ async fn append_many(
         .filter(conversation_cache::Column::Id.is_in(touched.iter().map(|t| t.0)))
         .exec(txn)
         .await?;
+    // The expiry is indexed: move it only when it lags by more than EXPIRY_SLACK, not on every
+    // message.
+    let stale: Vec<Uuid> = touched.iter().filter(|t| t.3).map(|t| t.0).collect();
+    if !stale.is_empty() {
+        conversation_cache::Entity::update_many()
+            .col_expr(
+                conversation_cache::Column::ExpiresAt,
+                Expr::value(Some(now + retention)),
+            )
+            .filter(conversation_cache::Column::Id.is_in(stale))
+            .exec(txn)
+            .await?;
+    }
     message_cache::Entity::insert_many(rows)
         .exec_without_returning(txn)
         .await?;

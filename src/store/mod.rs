@@ -13,7 +13,7 @@ use migration::{Migrator, MigratorTrait};
 use sea_orm::{
     ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbErr,
     SqliteTransactionMode, TransactionOptions, TransactionTrait,
-    sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous},
+    sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous},
 };
 
 use crate::config::{DatabaseKind, Settings};
@@ -42,10 +42,24 @@ struct Breaker {
 
 const BREAKER_WINDOW: Duration = Duration::from_secs(1);
 
+/// The SQLite writer connection's page cache: negative = KiB (SQLite's default is 2 MiB).
+const WRITER_CACHE_KIB: &str = "-16384";
+
 impl Breaker {
     fn now_ms(&self) -> u64 {
         u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
+}
+
+/// Every SQLite connection's settings.
+fn sqlite_options(o: SqliteConnectOptions, busy: Duration) -> SqliteConnectOptions {
+    o.journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Normal)
+        .busy_timeout(busy)
+        .foreign_keys(true)
+        .create_if_missing(true)
+        // Statement journals and sorts in memory, not in short-lived temp files.
+        .pragma("temp_store", "MEMORY")
 }
 
 impl Store {
@@ -62,13 +76,7 @@ impl Store {
             .min_connections(1)
             .acquire_timeout(Duration::from_millis(settings.database.acquire_timeout_ms))
             .sqlx_logging(false)
-            .map_sqlx_sqlite_opts(move |o| {
-                o.journal_mode(SqliteJournalMode::Wal)
-                    .synchronous(SqliteSynchronous::Normal)
-                    .busy_timeout(busy)
-                    .foreign_keys(true)
-                    .create_if_missing(true)
-            })
+            .map_sqlx_sqlite_opts(move |o| sqlite_options(o, busy))
             .map_sqlx_postgres_opts(move |o| {
                 if statement_timeout == 0 {
                     o
@@ -76,7 +84,7 @@ impl Store {
                     o.options([("statement_timeout", statement_timeout.to_string())])
                 }
             });
-        let db = Database::connect(options).await?;
+        let db = Database::connect(options.clone()).await?;
         let mut store = Self {
             db: db.clone(),
             kind,
@@ -87,10 +95,21 @@ impl Store {
             writer: None,
         };
         if kind == DatabaseKind::Sqlite {
+            // The writer keeps one connection of its own: SQLite drops a connection's page cache
+            // whenever another connection wrote since it last looked, so a writer taking any
+            // pooled connection would read every page it touches from the file again.
+            options
+                .max_connections(1)
+                .min_connections(1)
+                .test_before_acquire(false)
+                .map_sqlx_sqlite_opts(move |o| {
+                    sqlite_options(o, busy).pragma("cache_size", WRITER_CACHE_KIB)
+                });
+            let writer_db = Database::connect(options).await?;
             let opener = store.clone();
-            store.writer = Some(Writer::spawn(db, move |_| {
+            store.writer = Some(Writer::spawn(writer_db, move |db| {
                 let opener = opener.clone();
-                Box::pin(async move { opener.begin_write().await })
+                Box::pin(async move { opener.begin_write_on(&db).await })
             }));
         }
         Ok(store)
@@ -129,13 +148,17 @@ impl Store {
     /// Begins a write transaction. On SQLite it takes the write lock at `BEGIN` (IMMEDIATE), so
     /// two writers never both hold read locks and dead-lock when upgrading.
     pub async fn begin_write(&self) -> Result<DatabaseTransaction, DbErr> {
+        self.begin_write_on(&self.db).await
+    }
+
+    async fn begin_write_on(&self, db: &DatabaseConnection) -> Result<DatabaseTransaction, DbErr> {
         self.check_available()?;
         let options = TransactionOptions {
             sqlite_transaction_mode: (self.kind == DatabaseKind::Sqlite)
                 .then_some(SqliteTransactionMode::Immediate),
             ..Default::default()
         };
-        let result = self.db.begin_with_options(options).await;
+        let result = db.begin_with_options(options).await;
         if let Err(err) = &result {
             self.note_error(err);
         }
