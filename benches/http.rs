@@ -6,12 +6,14 @@
 //! cargo bench --bench http -- --connections 32 --duration 5 --json bench.json
 //! cargo bench --bench http -- --smoke            # a few seconds: CI's no-regression run
 //! cargo bench --bench http -- --only a,b         # just these operations (and the ceiling)
+//! cargo bench --bench http -- --only m --l1-mb 16 # 100k guests against a 16 MiB in-process cache
 //! ```
 //!
 //! Operations: (a) guest append over many guests, (b) guest history read with L1 warm,
 //! (c) guest history read with L1 cold (a server whose hot cache holds almost nothing), (d)
-//! migration of 20-message guests, (e) authenticated append, (f) authenticated history page, and
-//! (g) `GET /healthz`, the same run's ceiling. Each prints req/s, p50, p99, p99.9, errors, the
+//! migration of 20-message guests, (e) authenticated append, (f) authenticated history page,
+//! (g) `GET /healthz`, the same run's ceiling, and (m) 100,000 new guests writing one message each
+//! (memory under many guests). Each prints req/s, p50, p99, p99.9, errors, the
 //! server's RSS, and its ratio to (g).
 
 use std::{
@@ -39,6 +41,8 @@ struct Args {
     json: PathBuf,
     /// Operation letters to run (e.g. `a,b`); empty = all. (g), the ceiling, always runs.
     only: Vec<char>,
+    /// The main server's in-process cache capacity in MiB (its default when unset).
+    l1_mb: Option<u32>,
 }
 
 impl Args {
@@ -54,6 +58,7 @@ fn parse_args() -> Args {
         smoke: false,
         json: PathBuf::from("target/bench-http.json"),
         only: Vec::new(),
+        l1_mb: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
@@ -67,6 +72,7 @@ fn parse_args() -> Args {
             }
             "--json" => args.json = it.next().map(PathBuf::from).unwrap_or(args.json),
             "--smoke" => args.smoke = true,
+            "--l1-mb" => args.l1_mb = it.next().and_then(|v| v.parse().ok()),
             "--only" => {
                 args.only = it
                     .next()
@@ -294,7 +300,12 @@ async fn main() {
         "memory"
     };
     let scale = if args.smoke { 1 } else { 10 };
-    let server = Server::start(database_url.as_deref(), &[]).await;
+    let l1_mb = args.l1_mb.map(|mb| mb.to_string());
+    let l1_env: Vec<(&str, &str)> = l1_mb
+        .iter()
+        .map(|mb| ("GENESIS__L1__CAPACITY_MB", mb.as_str()))
+        .collect();
+    let server = Server::start(database_url.as_deref(), &l1_env).await;
     let base = server.base.clone();
     let c = client(args.connections);
     let conns = args.connections;
@@ -467,6 +478,27 @@ async fn main() {
             rss: server.rss_mib(),
         });
     }
+    // (m) memory under many guests: each request claims a new client-chosen guest id with its
+    // first message; the RSS column shows what the server holds afterwards.
+    if args.runs('m') {
+        let guests: u64 = if args.smoke { 2_000 } else { 100_000 };
+        let (b, cc) = (base.clone(), c.clone());
+        let stats = load(conns, Duration::from_secs(600), guests, move |i| {
+            cc.post(format!("{b}/v1/guest/chat/bench-many-{i}"))
+                .json(&json!({"role": "user", "content": format!("hello, I am guest number {i}")}))
+        })
+        .await;
+        rows.push(Row {
+            name: if args.smoke {
+                "(m) 2,000 new guests, one message each"
+            } else {
+                "(m) 100,000 new guests, one message each"
+            },
+            stats,
+            rss: server.rss_mib(),
+        });
+    }
+
     // (c) guest history read with L1 cold: the same data behind a server whose hot cache holds
     // almost nothing (1 MiB), read over many guests.
     let rss_loaded = server.rss_mib();

@@ -30,9 +30,18 @@ pub struct CachedMessage {
 }
 
 impl CachedMessage {
-    /// Approximate memory cost, used to bound the in-process cache.
+    /// Approximate memory cost, used to bound the in-process cache: the struct behind its `Arc`
+    /// and each string's heap buffer (with a little for the allocator's rounding).
     fn weight(&self) -> usize {
-        self.content.len() + self.role.len() + self.timestamp.len() + self.created_at.len() + 96
+        const STRINGS: usize = 5;
+        std::mem::size_of::<Self>()
+            + 16
+            + self.content.len()
+            + self.role.len()
+            + self.timestamp.len()
+            + self.content_type.len()
+            + self.created_at.len()
+            + STRINGS * 8
     }
 }
 

@@ -97,7 +97,8 @@ impl UsageCounters {
     pub async fn flush(&self, store: &Store) -> Result<usize, DbErr> {
         let taken: Vec<(String, UsageDelta)> = {
             let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
-            pending.drain().collect()
+            // Taken whole, so a burst of subjects does not leave a large table behind.
+            std::mem::take(&mut *pending).into_iter().collect()
         };
         let mut written = 0;
         let mut rest = taken.into_iter().peekable();
