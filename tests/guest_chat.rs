@@ -880,3 +880,74 @@ async fn simultaneous_writes_and_their_retries_across_many_guests_store_each_mes
         );
     }
 }
+
+/// First writes that arrive together: of many writes racing to claim one client-chosen id,
+/// exactly one claims it (201 with the token) and the others need that token (401); many new ids
+/// claimed at once each get their own conversation, title and token.
+#[tokio::test]
+async fn simultaneous_first_writes_claim_each_new_id_exactly_once() {
+    let app = spawn_app().await;
+    let racers = (0..16).map(|i| {
+        let app = &app;
+        async move {
+            app.post_message(
+                "contested-id",
+                None,
+                json!({"role":"user","content":format!("claim attempt {i}")}),
+            )
+            .await
+        }
+    });
+    let answers = common::join_all(racers).await;
+    let winners: Vec<_> = answers
+        .iter()
+        .filter(|(status, _)| *status == StatusCode::CREATED)
+        .collect();
+    assert_eq!(winners.len(), 1, "{answers:?}");
+    for (status, body) in &answers {
+        if *status != StatusCode::CREATED {
+            assert_eq!(*status, StatusCode::UNAUTHORIZED, "{body}");
+            assert_error(body, "guest_token_required");
+        }
+    }
+    let token = winners[0].1["guest_token"].as_str().expect("token");
+    let (_, history) = app.history("contested-id", token).await;
+    assert_eq!(history["messages"].as_array().expect("messages").len(), 1);
+
+    let newcomers = (0..24).map(|i| {
+        let app = &app;
+        async move {
+            let id = format!("newcomer-{i}");
+            let (status, body) = app
+                .post_message(
+                    &id,
+                    None,
+                    json!({"role":"user","content":format!("I am {i}")}),
+                )
+                .await;
+            (id, status, body)
+        }
+    });
+    for (id, status, body) in common::join_all(newcomers).await {
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        assert_eq!(body["sequence"], 1);
+        let token = body["guest_token"].as_str().expect("token");
+        let (status, history) = app.history(&id, token).await;
+        assert_eq!(status, StatusCode::OK);
+        let messages = history["messages"].as_array().expect("messages");
+        assert_eq!(messages.len(), 1);
+        assert_eq!(history["conversation_id"], body["conversation_id"]);
+        let said = messages[0]["content"]
+            .as_str()
+            .expect("content")
+            .to_string();
+        assert_eq!(
+            app.count(&format!(
+                "SELECT COUNT(*) FROM conversation_cache WHERE guest_id = '{id}' \
+                 AND message_count = 1 AND title = '{said}'"
+            ))
+            .await,
+            1
+        );
+    }
+}

@@ -412,19 +412,30 @@ fn new_conversation_row(
     message_count: i64,
     title: Option<String>,
 ) -> conversation_cache::ActiveModel {
-    conversation_cache::ActiveModel {
-        id: Set(Uuid::now_v7()),
-        user_id: Set(guest_id.to_string()),
-        platform: Set("guest".into()),
-        title: Set(title),
-        conversation_hash: Set(sha256_hex(guest_id)),
-        message_count: Set(message_count),
-        migration_version: Set(MIGRATION_VERSION.into()),
-        created_at: Set(now),
-        accessed_at: Set(now),
-        expires_at: Set(Some(now + retention)),
-        guest_id: Set(guest_id.to_string()),
-        main_conversation_id: Set(None),
+    new_conversation(guest_id, now, retention, message_count, title).into_active_model()
+}
+
+/// A guest's new conversation as it will be stored.
+fn new_conversation(
+    guest_id: &str,
+    now: DateTime<Utc>,
+    retention: Duration,
+    message_count: i64,
+    title: Option<String>,
+) -> conversation_cache::Model {
+    conversation_cache::Model {
+        id: Uuid::now_v7(),
+        user_id: guest_id.to_string(),
+        platform: "guest".into(),
+        title,
+        conversation_hash: sha256_hex(guest_id),
+        message_count,
+        migration_version: MIGRATION_VERSION.into(),
+        created_at: now,
+        accessed_at: now,
+        expires_at: Some(now + retention),
+        guest_id: guest_id.to_string(),
+        main_conversation_id: None,
     }
 }
 
@@ -580,7 +591,7 @@ impl Merge for GuestAppends {
                 },
                 Err(err) => warn!(error = %err, "savepoint for merged guest appends failed"),
             }
-            // The rest (claims, unknown or migrated guests, a failed merge) one by one.
+            // The rest (writes to migrated guests, or all after a failed merge) one by one.
             let mut answers = Vec::with_capacity(items.len());
             for (item, result) in items.into_iter().zip(results) {
                 answers.push(match result {
@@ -597,35 +608,38 @@ impl Merge for GuestAppends {
     }
 }
 
-/// Stores the items whose guest has an open conversation (and a token was sent): one query for
-/// the conversations, one for what the items could repeat, one `UPDATE` for every counter, and
-/// one multi-row `INSERT` each for the messages and their ledger rows. The writer holds
-/// SQLite's write lock for the whole batch, so counters read here cannot change underneath.
-/// Returns `(index, result)` for the items it decided; the others are left to [`append_in`].
+/// Stores the items with the rules of [`append_in`]: a write to an open conversation needs the
+/// token (checked before queueing), a write to an id nobody holds claims it. One query for the
+/// conversations, one for what the items could repeat, one multi-row `INSERT` for conversations
+/// claimed here, one `UPDATE` for every other counter, and one multi-row `INSERT` each for the
+/// messages and their ledger rows. The writer holds SQLite's write lock for the whole batch, so
+/// rows read here cannot change underneath. Returns `(index, result)` for the items it decided;
+/// writes to migrated guests are left to [`append_in`].
 async fn append_many(
     txn: &DatabaseTransaction,
     items: &[AppendItem],
     retention: Duration,
 ) -> Result<Vec<(usize, Result<Stored, ServiceError>)>, DbErr> {
     let now = now();
-    let mut guest_ids: Vec<&str> = items
-        .iter()
-        .filter(|i| i.has_token)
-        .map(|i| i.guest_id.as_str())
-        .collect();
+    let mut guest_ids: Vec<&str> = items.iter().map(|i| i.guest_id.as_str()).collect();
     guest_ids.sort_unstable();
     guest_ids.dedup();
     if guest_ids.is_empty() {
         return Ok(Vec::new());
     }
-    let mut open: HashMap<String, conversation_cache::Model> = conversation_cache::Entity::find()
+    let mut open: HashMap<String, conversation_cache::Model> = HashMap::new();
+    let mut migrated: Vec<String> = Vec::new();
+    for c in conversation_cache::Entity::find()
         .filter(conversation_cache::Column::GuestId.is_in(guest_ids))
-        .filter(conversation_cache::Column::MainConversationId.is_null())
         .all(txn)
         .await?
-        .into_iter()
-        .map(|c| (c.guest_id.clone(), c))
-        .collect();
+    {
+        if c.main_conversation_id.is_some() {
+            migrated.push(c.guest_id);
+        } else {
+            open.insert(c.guest_id.clone(), c);
+        }
+    }
     let probes: Vec<Condition> = items
         .iter()
         .filter(|i| i.has_token)
@@ -642,8 +656,20 @@ async fn append_many(
     let mut ledger = Vec::with_capacity(items.len());
     // Per conversation: id, new count, new title, whether its expiry is stale.
     let mut touched: Vec<(Uuid, i64, Option<String>, bool)> = Vec::new();
+    // Guests whose first write is in this batch: their conversation is inserted, not updated.
+    let mut created: Vec<String> = Vec::new();
     for (i, item) in items.iter().enumerate() {
-        if !item.has_token {
+        if migrated.contains(&item.guest_id) {
+            continue; // read-only: the one-at-a-time path gives the answer (409 or 401)
+        }
+        let claimed = !open.contains_key(&item.guest_id);
+        if claimed {
+            // Nobody holds this id: this write claims it, as the one-at-a-time path would.
+            let conversation = new_conversation(&item.guest_id, now, retention, 0, None);
+            open.insert(item.guest_id.clone(), conversation);
+            created.push(item.guest_id.clone());
+        } else if !item.has_token {
+            done.push((i, Err(ServiceError::GuestTokenRequired)));
             continue;
         }
         let Some(conversation) = open.get_mut(&item.guest_id) else {
@@ -675,6 +701,7 @@ async fn append_many(
             conversation.title.clone_from(&title);
         }
         match touched.iter_mut().find(|t| t.0 == conversation.id) {
+            _ if created.contains(&item.guest_id) => {}
             Some(t) => {
                 t.1 = conversation.message_count;
                 t.2 = t.2.take().or(title);
@@ -698,7 +725,7 @@ async fn append_many(
             i,
             Ok(Stored {
                 message,
-                claimed: false,
+                claimed,
                 duplicate: false,
             }),
         ));
@@ -711,6 +738,37 @@ async fn append_many(
         return Ok(done);
     }
     // Batches are at most the writer's MAX_BATCH items: well under SQLite's variable limit.
+    if !created.is_empty() {
+        // Inserted with their final count and title; before their messages (foreign key).
+        let new_rows = created
+            .iter()
+            .filter_map(|g| open.get(g))
+            .map(|c| c.clone().into_active_model());
+        conversation_cache::Entity::insert_many(new_rows)
+            .exec_without_returning(txn)
+            .await?;
+    }
+    if !touched.is_empty() {
+        update_counters(txn, &touched, now, retention).await?;
+    }
+    message_cache::Entity::insert_many(rows)
+        .exec_without_returning(txn)
+        .await?;
+    cache_content_mapping::Entity::insert_many(ledger)
+        .exec_without_returning(txn)
+        .await?;
+    Ok(done)
+}
+
+/// One `UPDATE` for the counters (and first titles) of every conversation `touched`, and one for
+/// the expiries that lag by more than EXPIRY_SLACK (the expiry is indexed: it is not moved on
+/// every message).
+async fn update_counters(
+    txn: &DatabaseTransaction,
+    touched: &[(Uuid, i64, Option<String>, bool)],
+    now: DateTime<Utc>,
+    retention: Duration,
+) -> Result<(), DbErr> {
     let id = || Expr::col(conversation_cache::Column::Id);
     let counts = touched
         .iter()
@@ -736,8 +794,6 @@ async fn append_many(
         .filter(conversation_cache::Column::Id.is_in(touched.iter().map(|t| t.0)))
         .exec(txn)
         .await?;
-    // The expiry is indexed: move it only when it lags by more than EXPIRY_SLACK, not on every
-    // message.
     let stale: Vec<Uuid> = touched.iter().filter(|t| t.3).map(|t| t.0).collect();
     if !stale.is_empty() {
         conversation_cache::Entity::update_many()
@@ -749,13 +805,7 @@ async fn append_many(
             .exec(txn)
             .await?;
     }
-    message_cache::Entity::insert_many(rows)
-        .exec_without_returning(txn)
-        .await?;
-    cache_content_mapping::Entity::insert_many(ledger)
-        .exec_without_returning(txn)
-        .await?;
-    Ok(done)
+    Ok(())
 }
 
 /// Creates the guest's conversation holding its first message; `None` if the id is taken.
