@@ -21,6 +21,25 @@ fn drop(name: &str) -> IndexDropStatement {
         .to_owned()
 }
 
+/// An index on `(conversation_id, column)`; `partial` leaves out rows where `column` is NULL.
+fn on_conversation(
+    name: &str,
+    column: MessageCache,
+    unique: bool,
+    partial: bool,
+) -> IndexCreateStatement {
+    let mut stmt = crate::index(
+        name,
+        MessageCache::Table,
+        &[MessageCache::ConversationId, column],
+        unique,
+    );
+    if partial {
+        stmt.and_where(Expr::col(column).is_not_null());
+    }
+    stmt
+}
+
 #[sea_orm_migration::async_trait::async_trait]
 impl MigrationTrait for Migration {
     /// In one transaction on every backend: the drops and creates then share one connection
@@ -32,37 +51,18 @@ impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         manager.drop_index(drop(IDEMPOTENCY)).await?;
         manager.drop_index(drop(HASH)).await?;
-        for (name, column, unique) in [
-            (IDEMPOTENCY, MessageCache::IdempotencyKey, true),
-            (TIMESTAMP, MessageCache::ClientTimestamp, false),
-        ] {
-            let mut stmt = crate::index(
-                name,
-                MessageCache::Table,
-                &[MessageCache::ConversationId, column],
-                unique,
-            );
-            stmt.and_where(Expr::col(column).is_not_null());
-            manager.create_index(stmt).await?;
-        }
-        Ok(())
+        let idempotency = on_conversation(IDEMPOTENCY, MessageCache::IdempotencyKey, true, true);
+        manager.create_index(idempotency).await?;
+        let timestamp = on_conversation(TIMESTAMP, MessageCache::ClientTimestamp, false, true);
+        manager.create_index(timestamp).await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         manager.drop_index(drop(IDEMPOTENCY)).await?;
         manager.drop_index(drop(TIMESTAMP)).await?;
-        for (name, column, unique) in [
-            (IDEMPOTENCY, MessageCache::IdempotencyKey, true),
-            (HASH, MessageCache::MessageHash, false),
-        ] {
-            let stmt = crate::index(
-                name,
-                MessageCache::Table,
-                &[MessageCache::ConversationId, column],
-                unique,
-            );
-            manager.create_index(stmt).await?;
-        }
-        Ok(())
+        let idempotency = on_conversation(IDEMPOTENCY, MessageCache::IdempotencyKey, true, false);
+        manager.create_index(idempotency).await?;
+        let hash = on_conversation(HASH, MessageCache::MessageHash, false, false);
+        manager.create_index(hash).await
     }
 }

@@ -129,18 +129,17 @@ impl GuestService {
         max_message_bytes: usize,
         retention_days: u32,
     ) -> Self {
-        let merged = store.merges_writes().then(|| {
-            Arc::new(GuestAppends {
-                retention: Duration::days(i64::from(retention_days)),
-            })
-        });
+        let retention = Duration::days(i64::from(retention_days));
+        let merged = store
+            .merges_writes()
+            .then(|| Arc::new(GuestAppends { retention }));
         Self {
             store,
             hot,
             tokens,
             usage,
             max_message_bytes,
-            retention: Duration::days(i64::from(retention_days)),
+            retention,
             merged,
         }
     }
@@ -159,7 +158,7 @@ impl GuestService {
     pub async fn create_session(&self) -> Result<GuestSession, ServiceError> {
         let guest_id = format!("g_{}", Uuid::new_v4().simple());
         let now = now();
-        let row = new_conversation_row(&guest_id, now, self.retention, 0, None);
+        let row = new_conversation(&guest_id, now, self.retention, 0, None).into_active_model();
         self.store
             .write(move |txn| {
                 Box::pin(async move {
@@ -405,16 +404,6 @@ pub struct Stored {
     duplicate: bool,
 }
 
-fn new_conversation_row(
-    guest_id: &str,
-    now: DateTime<Utc>,
-    retention: Duration,
-    message_count: i64,
-    title: Option<String>,
-) -> conversation_cache::ActiveModel {
-    new_conversation(guest_id, now, retention, message_count, title).into_active_model()
-}
-
 /// A guest's new conversation as it will be stored.
 fn new_conversation(
     guest_id: &str,
@@ -627,23 +616,17 @@ async fn append_many(
     if guest_ids.is_empty() {
         return Ok(Vec::new());
     }
-    let mut open: HashMap<String, conversation_cache::Model> = HashMap::new();
-    let mut migrated: Vec<String> = Vec::new();
-    for c in conversation_cache::Entity::find()
+    let mut guests: HashMap<String, Batched> = conversation_cache::Entity::find()
         .filter(conversation_cache::Column::GuestId.is_in(guest_ids))
         .all(txn)
         .await?
-    {
-        if c.main_conversation_id.is_some() {
-            migrated.push(c.guest_id);
-        } else {
-            open.insert(c.guest_id.clone(), c);
-        }
-    }
+        .into_iter()
+        .map(|row| (row.guest_id.clone(), Batched::stored(row, now, retention)))
+        .collect();
     let probes: Vec<Condition> = items
         .iter()
         .filter(|i| i.has_token)
-        .filter_map(|i| retry_probe(open.get(&i.guest_id)?.id, &i.msg))
+        .filter_map(|i| retry_probe(guests.get(&i.guest_id)?.row.id, &i.msg))
         .collect();
     let mut earlier = if probes.is_empty() {
         Vec::new()
@@ -654,38 +637,28 @@ async fn append_many(
     let mut done = Vec::with_capacity(items.len());
     let mut rows = Vec::with_capacity(items.len());
     let mut ledger = Vec::with_capacity(items.len());
-    // Per conversation: id, new count, new title, whether its expiry is stale.
-    let mut touched: Vec<(Uuid, i64, Option<String>, bool)> = Vec::new();
-    // Guests whose first write is in this batch: their conversation is inserted, not updated.
-    let mut created: Vec<String> = Vec::new();
     for (i, item) in items.iter().enumerate() {
-        if migrated.contains(&item.guest_id) {
+        let claimed = !guests.contains_key(&item.guest_id);
+        let guest = guests.entry(item.guest_id.clone()).or_insert_with(|| {
+            // Nobody holds this id: this write claims it, as the one-at-a-time path would.
+            Batched::new(new_conversation(&item.guest_id, now, retention, 0, None))
+        });
+        if guest.row.main_conversation_id.is_some() {
             continue; // read-only: the one-at-a-time path gives the answer (409 or 401)
         }
-        let claimed = !open.contains_key(&item.guest_id);
-        if claimed {
-            // Nobody holds this id: this write claims it, as the one-at-a-time path would.
-            let conversation = new_conversation(&item.guest_id, now, retention, 0, None);
-            open.insert(item.guest_id.clone(), conversation);
-            created.push(item.guest_id.clone());
-        } else if !item.has_token {
+        if !claimed && !item.has_token {
             done.push((i, Err(ServiceError::GuestTokenRequired)));
             continue;
         }
-        let Some(conversation) = open.get_mut(&item.guest_id) else {
-            continue;
-        };
-        match repeated(&earlier, conversation.id, &item.msg) {
+        match repeated(&earlier, guest.row.id, &item.msg) {
             Some(Ok(original)) => {
                 let message = to_cached(original);
-                done.push((
-                    i,
-                    Ok(Stored {
-                        message,
-                        claimed: false,
-                        duplicate: true,
-                    }),
-                ));
+                let stored = Stored {
+                    message,
+                    claimed: false,
+                    duplicate: true,
+                };
+                done.push((i, Ok(stored)));
                 continue;
             }
             Some(Err(err)) => {
@@ -694,41 +667,20 @@ async fn append_many(
             }
             None => {}
         }
-        conversation.message_count += 1;
-        let mut title = None;
-        if conversation.title.is_none() && item.msg.role == "user" {
-            title = Some(title_from(&item.msg.content));
-            conversation.title.clone_from(&title);
+        guest.row.message_count += 1;
+        guest.written = true;
+        if guest.row.title.is_none() && item.msg.role == "user" {
+            guest.row.title = Some(title_from(&item.msg.content));
+            guest.titled = true;
         }
-        match touched.iter_mut().find(|t| t.0 == conversation.id) {
-            _ if created.contains(&item.guest_id) => {}
-            Some(t) => {
-                t.1 = conversation.message_count;
-                t.2 = t.2.take().or(title);
-            }
-            None => {
-                let stale = conversation
-                    .expires_at
-                    .is_none_or(|at| at + EXPIRY_SLACK < now + retention);
-                touched.push((conversation.id, conversation.message_count, title, stale));
-            }
-        }
-        let row = message_row(
-            conversation.id,
-            conversation.message_count,
-            item.msg.clone(),
-            now,
-        );
+        let row = message_row(guest.row.id, guest.row.message_count, item.msg.clone(), now);
         ledger.push(mapping_row(&row, item.guest_id.clone(), now));
-        let message = to_cached(&row);
-        done.push((
-            i,
-            Ok(Stored {
-                message,
-                claimed,
-                duplicate: false,
-            }),
-        ));
+        let stored = Stored {
+            message: to_cached(&row),
+            claimed,
+            duplicate: false,
+        };
+        done.push((i, Ok(stored)));
         if row.idempotency_key.is_some() || row.client_timestamp.is_some() {
             earlier.push(row.clone());
         }
@@ -738,18 +690,20 @@ async fn append_many(
         return Ok(done);
     }
     // Batches are at most the writer's MAX_BATCH items: well under SQLite's variable limit.
-    if !created.is_empty() {
+    let (new, known): (Vec<&Batched>, Vec<&Batched>) = guests
+        .values()
+        .filter(|g| g.written)
+        .partition(|g| g.is_new);
+    if !new.is_empty() {
         // Inserted with their final count and title; before their messages (foreign key).
-        let new_rows = created
-            .iter()
-            .filter_map(|g| open.get(g))
-            .map(|c| c.clone().into_active_model());
-        conversation_cache::Entity::insert_many(new_rows)
-            .exec_without_returning(txn)
-            .await?;
+        conversation_cache::Entity::insert_many(
+            new.iter().map(|g| g.row.clone().into_active_model()),
+        )
+        .exec_without_returning(txn)
+        .await?;
     }
-    if !touched.is_empty() {
-        update_counters(txn, &touched, now, retention).await?;
+    if !known.is_empty() {
+        update_counters(txn, &known, now, retention).await?;
     }
     message_cache::Entity::insert_many(rows)
         .exec_without_returning(txn)
@@ -760,41 +714,83 @@ async fn append_many(
     Ok(done)
 }
 
-/// One `UPDATE` for the counters (and first titles) of every conversation `touched`, and one for
-/// the expiries that lag by more than EXPIRY_SLACK (the expiry is indexed: it is not moved on
-/// every message).
+/// A guest conversation as a merged batch changes it.
+struct Batched {
+    /// The row with this batch's changes applied.
+    row: conversation_cache::Model,
+    /// Claimed in this batch: inserted rather than updated.
+    is_new: bool,
+    /// This batch stored messages in it.
+    written: bool,
+    /// This batch gave it its title.
+    titled: bool,
+    /// Its stored expiry lags by more than EXPIRY_SLACK.
+    stale: bool,
+}
+
+impl Batched {
+    fn stored(row: conversation_cache::Model, now: DateTime<Utc>, retention: Duration) -> Self {
+        let stale = row
+            .expires_at
+            .is_none_or(|at| at + EXPIRY_SLACK < now + retention);
+        Self {
+            row,
+            is_new: false,
+            written: false,
+            titled: false,
+            stale,
+        }
+    }
+
+    fn new(row: conversation_cache::Model) -> Self {
+        Self {
+            row,
+            is_new: true,
+            written: false,
+            titled: false,
+            stale: false,
+        }
+    }
+}
+
+/// One `UPDATE` for the counters (and first titles) of the stored conversations a batch wrote
+/// to, and one for the expiries that lag by more than EXPIRY_SLACK (the expiry is indexed: it is
+/// not moved on every message).
 async fn update_counters(
     txn: &DatabaseTransaction,
-    touched: &[(Uuid, i64, Option<String>, bool)],
+    written: &[&Batched],
     now: DateTime<Utc>,
     retention: Duration,
 ) -> Result<(), DbErr> {
     let id = || Expr::col(conversation_cache::Column::Id);
-    let counts = touched
+    let counts = written
         .iter()
-        .fold(CaseStatement::new(), |case, t| case.case(id().eq(t.0), t.1))
+        .fold(CaseStatement::new(), |case, g| {
+            case.case(id().eq(g.row.id), g.row.message_count)
+        })
         .finally(Expr::col(conversation_cache::Column::MessageCount));
     let mut update = conversation_cache::Entity::update_many()
         .col_expr(conversation_cache::Column::MessageCount, counts.into())
         .col_expr(conversation_cache::Column::AccessedAt, Expr::value(now));
-    let titles: Vec<(Uuid, &String)> = touched
-        .iter()
-        .filter_map(|t| Some((t.0, t.2.as_ref()?)))
-        .collect();
-    if !titles.is_empty() {
-        let case = titles
+    let titled: Vec<&&Batched> = written.iter().filter(|g| g.titled).collect();
+    if !titled.is_empty() {
+        let case = titled
             .into_iter()
-            .fold(CaseStatement::new(), |case, (c, title)| {
-                case.case(id().eq(c), title.as_str())
+            .fold(CaseStatement::new(), |case, g| {
+                case.case(id().eq(g.row.id), g.row.title.clone())
             })
             .finally(Expr::col(conversation_cache::Column::Title));
         update = update.col_expr(conversation_cache::Column::Title, case.into());
     }
     update
-        .filter(conversation_cache::Column::Id.is_in(touched.iter().map(|t| t.0)))
+        .filter(conversation_cache::Column::Id.is_in(written.iter().map(|g| g.row.id)))
         .exec(txn)
         .await?;
-    let stale: Vec<Uuid> = touched.iter().filter(|t| t.3).map(|t| t.0).collect();
+    let stale: Vec<Uuid> = written
+        .iter()
+        .filter(|g| g.stale)
+        .map(|g| g.row.id)
+        .collect();
     if !stale.is_empty() {
         conversation_cache::Entity::update_many()
             .col_expr(
@@ -816,7 +812,7 @@ async fn claim(
     retention: Duration,
     title: Option<String>,
 ) -> Result<Option<conversation_cache::Model>, ServiceError> {
-    let row = new_conversation_row(guest_id, now, retention, 1, title);
+    let row = new_conversation(guest_id, now, retention, 1, title).into_active_model();
     let inserted = conversation_cache::Entity::insert(row)
         .on_conflict(
             OnConflict::column(conversation_cache::Column::GuestId)

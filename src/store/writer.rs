@@ -166,11 +166,7 @@ impl Writer {
                 let broken = matches!(&result, Err(e) if e.is_database_failure());
                 let deliver: Deliver = Box::new(move |committed| {
                     if let Some(tx) = tx.lock().ok().and_then(|mut t| t.take()) {
-                        let _ = tx.send(match (committed, result) {
-                            (Ok(()), result) => result,
-                            (Err(_), Err(own)) => Err(own),
-                            (Err(e), Ok(_)) => Err(E::from(e)),
-                        });
+                        let _ = tx.send(settle(&committed, result));
                     }
                 });
                 Outcome {
@@ -185,11 +181,7 @@ impl Writer {
             reject,
             guarded,
         };
-        if self.queue.send(job).await.is_err() {
-            return Err(E::from(DbErr::Custom("the writer has stopped".into())));
-        }
-        rx.await
-            .unwrap_or_else(|_| Err(E::from(DbErr::Custom("the writer dropped a write".into()))))
+        self.submit(job, rx).await
     }
 
     /// Queues `item` to be stored by `merge` together with the other items of its kind in the
@@ -206,16 +198,30 @@ impl Writer {
             run: run_merged::<M>,
             reject: reject_merged::<M>,
         };
+        self.submit(job, rx).await
+    }
+
+    /// Queues `job` and waits for its answer on `rx`.
+    async fn submit<T, E: From<DbErr>>(
+        &self,
+        job: Job,
+        rx: oneshot::Receiver<Result<T, E>>,
+    ) -> Result<T, E> {
         if self.queue.send(job).await.is_err() {
-            return Err(M::Error::from(DbErr::Custom(
-                "the writer has stopped".into(),
-            )));
+            return Err(E::from(DbErr::Custom("the writer has stopped".into())));
         }
-        rx.await.unwrap_or_else(|_| {
-            Err(M::Error::from(DbErr::Custom(
-                "the writer dropped a write".into(),
-            )))
-        })
+        rx.await
+            .unwrap_or_else(|_| Err(E::from(DbErr::Custom("the writer dropped a write".into()))))
+    }
+}
+
+/// A write's answer once its batch's fate is known: its own result if the batch committed; if
+/// not, its own error, or the batch's error in place of a success that did not last.
+fn settle<T, E: From<DbErr>>(committed: &Result<(), DbErr>, result: Result<T, E>) -> Result<T, E> {
+    match (committed, result) {
+        (Ok(()), result) => result,
+        (Err(_), Err(own)) => Err(own),
+        (Err(e), Ok(_)) => Err(E::from(clone_err(e))),
     }
 }
 
@@ -244,20 +250,14 @@ fn run_merged<M: Merge>(
             inputs.push(item.item);
             replies.push(item.reply);
         }
-        let results = match &merge {
-            Some(merge) => merge.run(txn, inputs).await,
-            None => Vec::new(),
-        };
+        let merge = merge.expect("a merged call has at least one item");
+        let results = merge.run(txn, inputs).await;
         let broken = results
             .iter()
             .any(|r| matches!(r, Err(e) if e.is_database_failure()));
         let deliver: Deliver = Box::new(move |committed| {
             for (reply, result) in replies.into_iter().zip(results) {
-                let _ = reply.send(match (&committed, result) {
-                    (Ok(()), result) => result,
-                    (Err(_), Err(own)) => Err(own),
-                    (Err(e), Ok(_)) => Err(M::Error::from(clone_err(e))),
-                });
+                let _ = reply.send(settle(&committed, result));
             }
         });
         Outcome {
