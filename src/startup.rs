@@ -154,7 +154,7 @@ pub async fn serve(settings: Settings) -> Result<(), StartupError> {
         .unwrap_or(addr);
     // The one line on stdout: scripts and tests read the bound port from it.
     println!("genesis listening on http://{local}");
-    info!(%local, sql = ?state.store.kind(), l1 = state.hot.backend(), "listening");
+    info!(%local, sql = state.store.backend().name(), l1 = state.hot.backend(), "listening");
 
     let flusher = tokio::spawn(flush_usage_forever(state.clone(), flush_every));
     let result = Server::new_with_acceptor(acceptor)

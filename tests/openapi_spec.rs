@@ -55,13 +55,48 @@ async fn the_served_spec_documents_every_public_route_and_error_status() {
     let post = &spec["paths"]["/v1/guest/chat/{guest_id}"]["post"];
     assert_eq!(post["operationId"], "post_guest_message");
     for status in [
-        "200", "201", "400", "401", "404", "409", "413", "422", "429", "503",
+        "200", "201", "400", "401", "404", "409", "413", "415", "422", "500", "503",
     ] {
         assert!(
             post["responses"].get(status).is_some(),
             "POST chat lacks {status}"
         );
     }
+    // Each operation lists only what it can answer: a read takes no body, so no 413 or 415.
+    let get = &spec["paths"]["/v1/guest/chat/{guest_id}"]["get"];
+    for status in ["413", "415", "429"] {
+        assert!(
+            get["responses"].get(status).is_none(),
+            "GET chat lists {status}"
+        );
+    }
+    // Credentials are security schemes: Swagger UI's Authorize and generated clients use them.
+    let schemes = spec["components"]["securitySchemes"]
+        .as_object()
+        .expect("securitySchemes");
+    for scheme in ["GuestToken", "GuestBearer", "UserBearer", "AdminBearer"] {
+        assert!(schemes.contains_key(scheme), "no {scheme} scheme");
+    }
+    assert_eq!(schemes["GuestToken"]["name"], "X-Guest-Token");
+    // Writing to an unclaimed id needs no token (the empty requirement); reading needs one.
+    assert!(
+        post["security"]
+            .as_array()
+            .expect("security")
+            .contains(&serde_json::json!({}))
+    );
+    assert_eq!(get["security"].as_array().map(Vec::len), Some(2));
+    // Migration needs both the user's token and the guest's, in one requirement.
+    let migrate = &spec["paths"]["/v1/guest/migrate/{guest_id}"]["post"];
+    assert_eq!(
+        migrate["security"],
+        serde_json::json!([{"GuestToken": [], "UserBearer": []}])
+    );
+    // Error codes are an enum the client can switch on.
+    let codes = spec["components"]["schemas"]["ErrorCode"]["enum"]
+        .as_array()
+        .expect("ErrorCode enum");
+    assert!(codes.contains(&serde_json::json!("guest_token_required")));
     let docs = app.client.get(app.url("/docs")).send().await.expect("docs");
     assert_eq!(docs.status(), reqwest::StatusCode::OK);
     assert!(docs.text().await.expect("html").contains("swagger"));

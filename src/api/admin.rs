@@ -4,15 +4,27 @@
 #![allow(clippy::too_many_arguments)]
 
 use chrono::{DateTime, Utc};
-use poem::{Request, web::Data};
+use poem::web::Data;
 use poem_openapi::{Object, OpenApi, param::Query, payload::Json};
 use uuid::Uuid;
 
-use super::{ApiTags, error::ApiResult, guest::bearer};
+use super::{
+    ApiTags,
+    error::{ApiResult, statuses},
+    security::AdminBearer,
+    types::Timestamp,
+};
 use crate::{
-    service::{ServiceError, admin::MigrationFilter},
+    service::{admin::MigrationFilter, page::page_size},
     state::AppState,
 };
+
+statuses! {
+    /// Reading the audit trail.
+    AuditErrors: 400, 401, 404, 422, 500, 503;
+    /// Verifying the layers.
+    VerifyErrors: 401, 404, 500, 503;
+}
 
 #[derive(Debug, Object)]
 pub struct MigrationRecord {
@@ -28,9 +40,27 @@ pub struct MigrationRecord {
     pub conversation_ids: serde_json::Value,
     #[oai(skip_serializing_if_is_none)]
     pub error: Option<String>,
-    pub started_at: DateTime<Utc>,
+    pub started_at: Timestamp,
     #[oai(skip_serializing_if_is_none)]
-    pub completed_at: Option<DateTime<Utc>>,
+    pub completed_at: Option<Timestamp>,
+}
+
+impl From<entity::cache_migrations::Model> for MigrationRecord {
+    fn from(m: entity::cache_migrations::Model) -> Self {
+        Self {
+            id: m.id,
+            guest_id: m.guest_id,
+            user_id: m.user_id,
+            status: m.status,
+            conversations_migrated: m.conversations_migrated,
+            messages_migrated: m.messages_migrated,
+            checksum: m.checksum,
+            conversation_ids: m.conversation_ids,
+            error: m.error,
+            started_at: m.started_at.into(),
+            completed_at: m.completed_at.map(Timestamp),
+        }
+    }
 }
 
 #[derive(Debug, Object)]
@@ -52,21 +82,6 @@ pub struct VerifyResult {
     pub checks: Vec<CheckResult>,
 }
 
-fn admin(state: &AppState, req: &Request) -> Result<(), ServiceError> {
-    let expected = state.settings.admin.token.expose();
-    if expected.is_empty() {
-        return Err(ServiceError::AdminDisabled);
-    }
-    match bearer(req) {
-        Some(token) if constant_time_eq(token.as_bytes(), expected.as_bytes()) => Ok(()),
-        _ => Err(ServiceError::AdminTokenInvalid),
-    }
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
 pub struct AdminApi;
 
 #[OpenApi(tag = "ApiTags::Admin")]
@@ -80,7 +95,7 @@ impl AdminApi {
     async fn migrations(
         &self,
         state: Data<&AppState>,
-        req: &Request,
+        _admin: AdminBearer,
         guest_id: Query<Option<String>>,
         user_id: Query<Option<String>>,
         /// Only migrations started at or after this time.
@@ -88,15 +103,10 @@ impl AdminApi {
         /// Only migrations started before this time.
         until: Query<Option<DateTime<Utc>>>,
         /// At most this many (default 100, max 1000).
+        #[oai(validator(minimum(value = "1"), maximum(value = "1000")))]
         limit: Query<Option<u64>>,
-    ) -> ApiResult<Json<MigrationList>> {
-        admin(&state, req)?;
-        let limit = limit.0.unwrap_or(100);
-        if !(1..=1000).contains(&limit) {
-            return Err(
-                ServiceError::invalid("invalid_limit", "limit must be between 1 and 1000").into(),
-            );
-        }
+    ) -> ApiResult<Json<MigrationList>, AuditErrors> {
+        let limit = page_size(limit.0)?;
         let rows = state
             .admin
             .migrations(MigrationFilter {
@@ -108,29 +118,17 @@ impl AdminApi {
             })
             .await?;
         Ok(Json(MigrationList {
-            migrations: rows
-                .into_iter()
-                .map(|m| MigrationRecord {
-                    id: m.id,
-                    guest_id: m.guest_id,
-                    user_id: m.user_id,
-                    status: m.status,
-                    conversations_migrated: m.conversations_migrated,
-                    messages_migrated: m.messages_migrated,
-                    checksum: m.checksum,
-                    conversation_ids: m.conversation_ids,
-                    error: m.error,
-                    started_at: m.started_at,
-                    completed_at: m.completed_at,
-                })
-                .collect(),
+            migrations: rows.into_iter().map(MigrationRecord::from).collect(),
         }))
     }
 
     /// Check every layer against the others and the audit trail
     #[oai(path = "/v1/admin/verify", method = "get", operation_id = "verify")]
-    async fn verify(&self, state: Data<&AppState>, req: &Request) -> ApiResult<Json<VerifyResult>> {
-        admin(&state, req)?;
+    async fn verify(
+        &self,
+        state: Data<&AppState>,
+        _admin: AdminBearer,
+    ) -> ApiResult<Json<VerifyResult>, VerifyErrors> {
         let report = state.admin.verify().await?;
         Ok(Json(VerifyResult {
             ok: report.ok,

@@ -1,28 +1,40 @@
 //! Accounts: `/v1/auth/signup`, `/v1/auth/login` (both may carry a guest to migrate) and
 //! `/v1/users/me`.
 
-use chrono::{DateTime, Utc};
 use poem::{Request, web::Data};
 use poem_openapi::{ApiResponse, Object, OpenApi, payload::Json};
 use uuid::Uuid;
 
 use super::{
-    ApiTags, error::ApiResult, guest::bearer, migration::MigrationResult, types::StrictString,
+    ApiTags,
+    error::{ApiResult, statuses},
+    migration::MigrationResult,
+    security::UserBearer,
+    types::{Email, Password, StrictString, Timestamp},
 };
 use crate::{
-    service::{ServiceError, auth::Session},
+    service::{ErrorCode, ServiceError, auth::Session},
     state::AppState,
 };
+
+statuses! {
+    /// Signup (which may migrate a guest).
+    SignupErrors: 400, 401, 404, 409, 413, 415, 422, 500, 503;
+    /// Login (which may migrate a guest).
+    LoginErrors: 400, 401, 404, 409, 413, 415, 422, 429, 500, 503;
+    /// Reading the signed-in user.
+    MeErrors: 401, 500, 503;
+}
 
 /// E-mail and password, optionally with a guest whose conversation moves into the account.
 #[derive(Debug, Object)]
 pub struct Credentials {
-    pub email: StrictString,
-    /// At least 8 characters.
-    pub password: StrictString,
+    pub email: Email,
+    pub password: Password,
     /// A guest to migrate into the account in the same call (needs `guest_token`).
-    pub guest_id: Option<String>,
-    pub guest_token: Option<String>,
+    #[oai(validator(pattern = r"^[A-Za-z0-9_-]{1,128}$"))]
+    pub guest_id: Option<StrictString>,
+    pub guest_token: Option<StrictString>,
 }
 
 #[derive(Debug, Object)]
@@ -33,7 +45,7 @@ pub struct User {
     #[oai(skip_serializing_if_is_none)]
     pub display_name: Option<String>,
     pub tier: String,
-    pub created_at: DateTime<Utc>,
+    pub created_at: Timestamp,
 }
 
 impl From<entity::users::Model> for User {
@@ -43,7 +55,7 @@ impl From<entity::users::Model> for User {
             email: u.email,
             display_name: u.display_name,
             tier: u.tier,
-            created_at: u.created_at,
+            created_at: u.created_at.into(),
         }
     }
 }
@@ -56,7 +68,7 @@ pub struct AuthSession {
     pub access_token: String,
     /// Always `bearer`.
     pub token_type: String,
-    pub expires_at: DateTime<Utc>,
+    pub expires_at: Timestamp,
     /// The guest migration done in this call, when `guest_id` was sent.
     #[oai(skip_serializing_if_is_none)]
     pub migration: Option<MigrationResult>,
@@ -97,7 +109,7 @@ impl AuthApi {
         &self,
         state: Data<&AppState>,
         body: Json<Credentials>,
-    ) -> ApiResult<SignupResponse> {
+    ) -> ApiResult<SignupResponse, SignupErrors> {
         let guest = guest_of(&state, &body.0)?;
         let session = state.auth.signup(&body.email.0, &body.password.0).await?;
         let migration = carry_guest(&state, &session, guest).await?;
@@ -116,7 +128,7 @@ impl AuthApi {
         state: Data<&AppState>,
         req: &Request,
         body: Json<Credentials>,
-    ) -> ApiResult<Json<AuthSession>> {
+    ) -> ApiResult<Json<AuthSession>, LoginErrors> {
         let guest = guest_of(&state, &body.0)?;
         let ip = req.remote_addr().as_socket_addr().map(|a| a.ip());
         let session = state
@@ -129,8 +141,8 @@ impl AuthApi {
 
     /// The signed-in user, with usage
     #[oai(path = "/v1/users/me", method = "get", operation_id = "get_me")]
-    async fn me(&self, state: Data<&AppState>, req: &Request) -> ApiResult<Json<Me>> {
-        let user = state.auth.authenticate(bearer(req)).await?;
+    async fn me(&self, state: Data<&AppState>, user: UserBearer) -> ApiResult<Json<Me>, MeErrors> {
+        let user = user.0;
         let usage = state.usage_of(&user.id.to_string()).await?;
         Ok(Json(Me {
             user: user.into(),
@@ -148,14 +160,16 @@ fn guest_of(
     state: &AppState,
     body: &Credentials,
 ) -> Result<Option<(String, String)>, ServiceError> {
-    match (&body.guest_id, &body.guest_token) {
+    let guest_id = body.guest_id.as_ref().map(|g| &g.0);
+    match (guest_id, &body.guest_token) {
         (None, None) => Ok(None),
         (Some(id), token) => {
+            let token = token.as_ref().map(|t| t.0.clone());
             state.guests.authorize(id, token.as_deref())?;
-            Ok(Some((id.clone(), token.clone().unwrap_or_default())))
+            Ok(Some((id.clone(), token.unwrap_or_default())))
         }
         (None, Some(_)) => Err(ServiceError::invalid(
-            "guest_id_required",
+            ErrorCode::GuestIdRequired,
             "guest_token needs guest_id",
         )),
     }
@@ -181,7 +195,7 @@ fn to_session(s: Session, migration: Option<MigrationResult>) -> AuthSession {
         user: s.user.into(),
         access_token: s.access_token,
         token_type: "bearer".into(),
-        expires_at: s.expires_at,
+        expires_at: s.expires_at.into(),
         migration,
     }
 }

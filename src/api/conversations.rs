@@ -1,8 +1,8 @@
-//! An account's conversations: `/v1/conversations` and `/v1/conversations/{id}/messages` (plus
-//! the seeds' unversioned aliases).
+//! An account's conversations: `/v1/conversations` and `/v1/conversations/{id}/messages` (the
+//! seeds' unversioned paths are rewritten to these by the envelope).
 
 use chrono::{DateTime, FixedOffset, Utc};
-use poem::{Request, web::Data};
+use poem::web::Data;
 use poem_openapi::{
     ApiResponse, Object, OpenApi,
     param::{Header, Path, Query},
@@ -12,30 +12,68 @@ use uuid::Uuid;
 
 use super::{
     ApiTags,
-    error::ApiResult,
-    guest::{ContentType, Role, bearer},
-    types::StrictString,
+    error::{ApiResult, statuses},
+    security::UserBearer,
+    types::{Content, ContentType, Role, StrictString, Timestamp},
 };
 use crate::{
     service::{
+        Page,
         conversations::{NewAccountMessage, NewConversation},
-        guest::{NewMessage, rfc3339},
+        guest::NewMessage,
     },
     state::AppState,
 };
 
+statuses! {
+    /// Creating a conversation.
+    CreateErrors: 400, 401, 413, 415, 422, 500, 503;
+    /// Listing conversations.
+    ListErrors: 400, 401, 422, 500, 503;
+    /// Reading one conversation.
+    GetErrors: 400, 401, 404, 500, 503;
+    /// Adding a message.
+    AddMessageErrors: 400, 401, 404, 409, 413, 415, 422, 500, 503;
+    /// Reading messages.
+    MessagesErrors: 400, 401, 404, 422, 500, 503;
+}
+
 #[derive(Debug, Object, Default)]
 pub struct ConversationInput {
-    pub title: Option<String>,
-    pub description: Option<String>,
+    pub title: Option<StrictString>,
+    pub description: Option<StrictString>,
     /// Default `text-generation`.
-    pub agent_type: Option<String>,
-    pub model_used: Option<String>,
-    pub system_prompt: Option<String>,
+    pub agent_type: Option<StrictString>,
+    pub model_used: Option<StrictString>,
+    pub system_prompt: Option<StrictString>,
     /// 0 to 2.
+    #[oai(validator(minimum(value = "0"), maximum(value = "2")))]
     pub temperature: Option<f64>,
+    /// 1 or more.
+    #[oai(validator(minimum(value = "1")))]
     pub max_tokens: Option<i32>,
-    pub tags: Option<Vec<String>>,
+    pub tags: Option<Vec<StrictString>>,
+}
+
+impl From<ConversationInput> for NewConversation {
+    fn from(b: ConversationInput) -> Self {
+        let text = |s: Option<StrictString>| s.map(|s| s.0);
+        Self {
+            title: text(b.title),
+            description: text(b.description),
+            agent_type: text(b.agent_type),
+            model_used: text(b.model_used),
+            system_prompt: text(b.system_prompt),
+            temperature: b.temperature,
+            max_tokens: b.max_tokens,
+            tags: b
+                .tags
+                .unwrap_or_default()
+                .into_iter()
+                .map(|t| t.0)
+                .collect(),
+        }
+    }
 }
 
 #[derive(Debug, Object)]
@@ -59,9 +97,9 @@ pub struct Conversation {
     pub token_count: i64,
     pub tags: serde_json::Value,
     #[oai(skip_serializing_if_is_none)]
-    pub last_message_at: Option<DateTime<Utc>>,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
+    pub last_message_at: Option<Timestamp>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
     /// The guest id this conversation came from, if it was migrated.
     #[oai(skip_serializing_if_is_none)]
     pub origin_guest_id: Option<String>,
@@ -82,9 +120,9 @@ impl From<entity::conversations::Model> for Conversation {
             message_count: c.message_count,
             token_count: c.token_count,
             tags: c.tags,
-            last_message_at: c.last_message_at,
-            created_at: c.created_at,
-            updated_at: c.updated_at,
+            last_message_at: c.last_message_at.map(Timestamp),
+            created_at: c.created_at.into(),
+            updated_at: c.updated_at.into(),
             origin_guest_id: c.origin_guest_id,
         }
     }
@@ -98,6 +136,15 @@ pub struct ConversationList {
     pub next_cursor: Option<String>,
 }
 
+impl From<Page<entity::conversations::Model>> for ConversationList {
+    fn from(page: Page<entity::conversations::Model>) -> Self {
+        Self {
+            conversations: page.items.into_iter().map(Conversation::from).collect(),
+            next_cursor: page.next_cursor,
+        }
+    }
+}
+
 #[derive(Debug, ApiResponse)]
 pub enum CreatedConversation {
     /// The conversation was created.
@@ -109,30 +156,47 @@ pub enum CreatedConversation {
 pub struct AccountMessageInput {
     pub role: Role,
     /// Stored and returned byte-for-byte; not empty, no U+0000, at most the configured size.
-    pub content: StrictString,
+    pub content: Content,
     /// RFC 3339; a retry with the same role, content and timestamp is not stored twice.
     pub timestamp: Option<DateTime<FixedOffset>>,
+    #[oai(validator(minimum(value = "0")))]
     pub tokens: Option<i32>,
     pub content_type: Option<ContentType>,
-    pub model_used: Option<String>,
+    pub model_used: Option<StrictString>,
+}
+
+impl AccountMessageInput {
+    fn into_message(self, idempotency_key: Option<String>) -> NewAccountMessage {
+        NewAccountMessage {
+            message: NewMessage {
+                role: self.role.as_str().into(),
+                content: self.content.0,
+                timestamp: self.timestamp.map(|t| t.with_timezone(&Utc)),
+                tokens: self.tokens,
+                content_type: self.content_type.map(|c| c.as_str().into()),
+                idempotency_key,
+            },
+            model_used: self.model_used.map(|m| m.0),
+        }
+    }
 }
 
 #[derive(Debug, Object)]
 pub struct Message {
     pub id: Uuid,
     pub conversation_id: Uuid,
-    pub role: String,
+    pub role: Role,
     pub content: String,
-    pub content_type: String,
+    pub content_type: ContentType,
     /// 1-based, gapless position in the conversation.
     pub message_index: i64,
     /// The client's timestamp, or when the server stored the message.
-    pub timestamp: String,
+    pub timestamp: Timestamp,
     #[oai(skip_serializing_if_is_none)]
     pub tokens_used: Option<i32>,
     #[oai(skip_serializing_if_is_none)]
     pub model_used: Option<String>,
-    pub created_at: DateTime<Utc>,
+    pub created_at: Timestamp,
     /// True when this request repeated a stored message (only on writes).
     #[oai(skip_serializing_if_is_none)]
     pub duplicate: Option<bool>,
@@ -143,14 +207,14 @@ impl Message {
         Self {
             id: m.id,
             conversation_id: m.conversation_id,
-            role: m.role,
+            role: Role::from_stored(&m.role),
             content: m.content,
-            content_type: m.content_type,
+            content_type: ContentType::from_stored(&m.content_type),
             message_index: m.message_index,
-            timestamp: rfc3339(m.client_timestamp.unwrap_or(m.created_at)),
+            timestamp: Timestamp(m.client_timestamp.unwrap_or(m.created_at)),
             tokens_used: m.tokens_used,
             model_used: m.model_used,
-            created_at: m.created_at,
+            created_at: m.created_at.into(),
             duplicate,
         }
     }
@@ -162,6 +226,19 @@ pub struct MessageList {
     /// Pass as `cursor` for the next page; absent on the last page.
     #[oai(skip_serializing_if_is_none)]
     pub next_cursor: Option<String>,
+}
+
+impl From<Page<entity::messages::Model>> for MessageList {
+    fn from(page: Page<entity::messages::Model>) -> Self {
+        Self {
+            messages: page
+                .items
+                .into_iter()
+                .map(|m| Message::new(m, None))
+                .collect(),
+            next_cursor: page.next_cursor,
+        }
+    }
 }
 
 #[derive(Debug, ApiResponse)]
@@ -187,27 +264,10 @@ impl ConversationsApi {
     async fn create(
         &self,
         state: Data<&AppState>,
-        req: &Request,
+        user: UserBearer,
         body: Json<ConversationInput>,
-    ) -> ApiResult<CreatedConversation> {
-        let user = state.auth.authenticate(bearer(req)).await?;
-        let b = body.0;
-        let created = state
-            .conversations
-            .create(
-                user.id,
-                NewConversation {
-                    title: b.title,
-                    description: b.description,
-                    agent_type: b.agent_type,
-                    model_used: b.model_used,
-                    system_prompt: b.system_prompt,
-                    temperature: b.temperature,
-                    max_tokens: b.max_tokens,
-                    tags: b.tags.unwrap_or_default(),
-                },
-            )
-            .await?;
+    ) -> ApiResult<CreatedConversation, CreateErrors> {
+        let created = state.conversations.create(user.0.id, body.0.into()).await?;
         Ok(CreatedConversation::Created(Json(created.into())))
     }
 
@@ -220,21 +280,18 @@ impl ConversationsApi {
     async fn list(
         &self,
         state: Data<&AppState>,
-        req: &Request,
+        user: UserBearer,
         /// Page size, 1-1000 (default 100).
+        #[oai(validator(minimum(value = "1"), maximum(value = "1000")))]
         limit: Query<Option<u64>>,
         /// `next_cursor` of the previous page.
         cursor: Query<Option<String>>,
-    ) -> ApiResult<Json<ConversationList>> {
-        let user = state.auth.authenticate(bearer(req)).await?;
+    ) -> ApiResult<Json<ConversationList>, ListErrors> {
         let page = state
             .conversations
-            .list(user.id, limit.0, cursor.0.as_deref())
+            .list(user.0.id, limit.0, cursor.0.as_deref())
             .await?;
-        Ok(Json(ConversationList {
-            conversations: page.items.into_iter().map(Conversation::from).collect(),
-            next_cursor: page.next_cursor,
-        }))
+        Ok(Json(page.into()))
     }
 
     /// One of your conversations (another user's is 404)
@@ -246,11 +303,10 @@ impl ConversationsApi {
     async fn get(
         &self,
         state: Data<&AppState>,
-        req: &Request,
+        user: UserBearer,
         id: Path<Uuid>,
-    ) -> ApiResult<Json<Conversation>> {
-        let user = state.auth.authenticate(bearer(req)).await?;
-        Ok(Json(state.conversations.get(user.id, id.0).await?.into()))
+    ) -> ApiResult<Json<Conversation>, GetErrors> {
+        Ok(Json(state.conversations.get(user.0.id, id.0).await?.into()))
     }
 
     /// Add a message
@@ -265,31 +321,23 @@ impl ConversationsApi {
     async fn add_message(
         &self,
         state: Data<&AppState>,
-        req: &Request,
+        user: UserBearer,
         id: Path<Uuid>,
         body: Json<AccountMessageInput>,
         /// Makes retries safe: a second write with the same key returns the first message.
-        #[oai(name = "Idempotency-Key")]
+        #[oai(name = "Idempotency-Key", validator(min_length = 1, max_length = 255))]
         idempotency_key: Header<Option<String>>,
-    ) -> ApiResult<AddMessageResponse> {
-        let user = state.auth.authenticate(bearer(req)).await?;
-        let b = body.0;
-        let msg = NewAccountMessage {
-            message: NewMessage {
-                role: b.role.as_str().into(),
-                content: b.content.0,
-                timestamp: b.timestamp.map(|t| t.with_timezone(&Utc)),
-                tokens: b.tokens,
-                content_type: b.content_type.map(|c| c.as_str().into()),
-                idempotency_key: idempotency_key.0,
-            },
-            model_used: b.model_used,
-        };
-        let (stored, duplicate) = state.conversations.add_message(user.id, id.0, msg).await?;
+    ) -> ApiResult<AddMessageResponse, AddMessageErrors> {
+        let msg = body.0.into_message(idempotency_key.0);
+        let (stored, duplicate) = state
+            .conversations
+            .add_message(user.0.id, id.0, msg)
+            .await?;
+        let message = Json(Message::new(stored, Some(duplicate)));
         Ok(if duplicate {
-            AddMessageResponse::Duplicate(Json(Message::new(stored, Some(true))))
+            AddMessageResponse::Duplicate(message)
         } else {
-            AddMessageResponse::Created(Json(Message::new(stored, Some(false))))
+            AddMessageResponse::Created(message)
         })
     }
 
@@ -302,49 +350,18 @@ impl ConversationsApi {
     async fn messages(
         &self,
         state: Data<&AppState>,
-        req: &Request,
+        user: UserBearer,
         id: Path<Uuid>,
         /// Page size, 1-1000 (default 100).
+        #[oai(validator(minimum(value = "1"), maximum(value = "1000")))]
         limit: Query<Option<u64>>,
         /// `next_cursor` of the previous page.
         cursor: Query<Option<String>>,
-    ) -> ApiResult<Json<MessageList>> {
-        let user = state.auth.authenticate(bearer(req)).await?;
+    ) -> ApiResult<Json<MessageList>, MessagesErrors> {
         let page = state
             .conversations
-            .messages(user.id, id.0, limit.0, cursor.0.as_deref())
+            .messages(user.0.id, id.0, limit.0, cursor.0.as_deref())
             .await?;
-        Ok(Json(MessageList {
-            messages: page
-                .items
-                .into_iter()
-                .map(|m| Message::new(m, None))
-                .collect(),
-            next_cursor: page.next_cursor,
-        }))
-    }
-
-    /// Seed alias of `POST /v1/conversations`.
-    #[oai(path = "/conversations", method = "post", hidden)]
-    async fn create_alias(
-        &self,
-        state: Data<&AppState>,
-        req: &Request,
-        body: Json<ConversationInput>,
-    ) -> ApiResult<CreatedConversation> {
-        self.create(state, req, body).await
-    }
-
-    /// Seed alias of `GET /v1/conversations/{id}/messages`.
-    #[oai(path = "/conversations/:id/messages", method = "get", hidden)]
-    async fn messages_alias(
-        &self,
-        state: Data<&AppState>,
-        req: &Request,
-        id: Path<Uuid>,
-        limit: Query<Option<u64>>,
-        cursor: Query<Option<String>>,
-    ) -> ApiResult<Json<MessageList>> {
-        self.messages(state, req, id, limit, cursor).await
+        Ok(Json(page.into()))
     }
 }

@@ -1,16 +1,25 @@
-//! What wraps every response: an `X-Request-Id` header, a request-body limit that also holds for
-//! chunked bodies, and the JSON error shape for errors that did not come from `ApiError` (unknown
-//! routes, 405, 413, 415, poem's own parse errors).
+//! What wraps every response: an `X-Request-Id` header, the seeds' unversioned paths rewritten to
+//! their `/v1` routes, a URI-length limit (414), a request-body limit that also holds for chunked
+//! bodies (413), an `Allow` header on 405, and the JSON error shape for errors that did not come
+//! from `ApiError` (unknown routes, 405, 413, 414).
 
-use super::error::ErrorBody;
-use tokio::io::AsyncReadExt;
+use std::sync::Arc;
 
 use poem::{
     Body, Endpoint, EndpointExt, IntoResponse, Request, Response,
-    http::{HeaderValue, StatusCode, header},
+    http::{HeaderValue, StatusCode, Uri, header},
 };
+use tokio::io::AsyncReadExt;
+
+use super::{
+    error::{ErrorBody, status_of},
+    parse_errors::{code_for_status, describe_parse_error, fallback_message},
+};
+use crate::service::ErrorCode;
 
 const REQUEST_ID: &str = "x-request-id";
+/// The longest request URI (path and query) answered; longer is 414.
+const MAX_URI_BYTES: usize = 8 * 1024;
 /// How much of an oversized body is read and dropped before answering 413.
 const DRAIN_LIMIT: usize = 8 * 1024 * 1024;
 
@@ -22,17 +31,122 @@ pub fn body_limit(max_message_bytes: usize) -> usize {
         .saturating_add(64 * 1024)
 }
 
-pub fn wrap(app: impl Endpoint + 'static, limit: usize) -> impl Endpoint {
-    app.around(move |ep, mut req| async move {
-        let request_id = request_id(&req);
-        let response = match limit_body(&mut req, limit).await {
-            Ok(()) => ep.get_response(req).await,
-            Err(response) => response,
-        };
-        let mut response = json_errors(response).await;
-        response.headers_mut().insert(REQUEST_ID, request_id);
-        Ok(response)
+pub fn wrap(app: impl Endpoint + 'static, limit: usize, allowed: AllowedMethods) -> impl Endpoint {
+    let allowed = Arc::new(allowed);
+    app.around(move |ep, mut req| {
+        let allowed = allowed.clone();
+        async move {
+            let request_id = request_id(&req);
+            let response = if req.uri().to_string().len() > MAX_URI_BYTES {
+                error_response(
+                    ErrorCode::UriTooLong,
+                    "the request URI is longer than 8 KiB",
+                )
+            } else {
+                rewrite_seed_path(&mut req);
+                let path = req.uri().path().to_string();
+                let response = match limit_body(&mut req, limit).await {
+                    Ok(()) => match ep.call(req).await {
+                        Ok(response) => response.into_response(),
+                        Err(err) => error_answer(err),
+                    },
+                    Err(response) => response,
+                };
+                with_allow(response, &allowed, &path)
+            };
+            let mut response = json_errors(response);
+            response.headers_mut().insert(REQUEST_ID, request_id);
+            Ok(response)
+        }
     })
+}
+
+/// The answer to an error no handler turned into a response: a refused credential, a parameter
+/// or body that did not parse, an unknown route or method.
+fn error_answer(err: poem::Error) -> Response {
+    if err.is_from_response() {
+        return err.into_response();
+    }
+    let (code, message) = describe_parse_error(&err);
+    error_response(code, &message)
+}
+
+/// A fixed body (the spec, the docs page).
+pub fn static_body(body: String, content_type: &'static str) -> impl Endpoint {
+    poem::endpoint::make_sync(move |_| {
+        Response::builder()
+            .content_type(content_type)
+            .body(body.clone())
+    })
+}
+
+/// The seeds' paths, served by their `/v1` routes: `/chat/{id}` → `/v1/guest/chat/{id}`,
+/// `/migrate/{id}` → `/v1/guest/migrate/{id}`, `/conversations…` → `/v1/conversations…`.
+fn rewrite_seed_path(req: &mut Request) {
+    let path = req.uri().path();
+    let prefix = if path.starts_with("/chat/") || path.starts_with("/migrate/") {
+        "/v1/guest"
+    } else if path == "/conversations" || path.starts_with("/conversations/") {
+        "/v1"
+    } else {
+        return;
+    };
+    let rewritten = match req.uri().query() {
+        Some(q) => format!("{prefix}{path}?{q}"),
+        None => format!("{prefix}{path}"),
+    };
+    if let Ok(uri) = rewritten.parse::<Uri>() {
+        *req.uri_mut() = uri;
+    }
+}
+
+/// The methods each documented path takes, from the spec, for the `Allow` header of a 405.
+pub struct AllowedMethods {
+    /// Path templates split into segments (`{…}` matches any one segment), with their methods.
+    paths: Vec<(Vec<String>, String)>,
+}
+
+impl AllowedMethods {
+    pub fn from_spec(spec: &str) -> Self {
+        let value: serde_json::Value = serde_json::from_str(spec).unwrap_or_default();
+        let mut paths = Vec::new();
+        if let Some(map) = value.get("paths").and_then(|p| p.as_object()) {
+            for (template, methods) in map {
+                let mut names: Vec<String> = methods
+                    .as_object()
+                    .map(|m| m.keys().map(|k| k.to_uppercase()).collect())
+                    .unwrap_or_default();
+                names.sort();
+                let segments = template.split('/').map(str::to_string).collect();
+                paths.push((segments, names.join(", ")));
+            }
+        }
+        Self { paths }
+    }
+
+    fn for_path(&self, path: &str) -> Option<&str> {
+        let segments: Vec<&str> = path.split('/').collect();
+        self.paths
+            .iter()
+            .find(|(template, _)| {
+                template.len() == segments.len()
+                    && template
+                        .iter()
+                        .zip(&segments)
+                        .all(|(t, s)| t.starts_with('{') || t == s)
+            })
+            .map(|(_, methods)| methods.as_str())
+    }
+}
+
+fn with_allow(mut response: Response, allowed: &AllowedMethods, path: &str) -> Response {
+    if response.status() == StatusCode::METHOD_NOT_ALLOWED
+        && let Some(methods) = allowed.for_path(path)
+        && let Ok(value) = HeaderValue::from_str(methods)
+    {
+        response.headers_mut().insert(header::ALLOW, value);
+    }
+    response
 }
 
 /// The client's request id when it is short and printable, else a new one.
@@ -77,8 +191,7 @@ async fn limit_body(req: &mut Request, limit: usize) -> Result<(), Response> {
             Ok(n) => n,
             Err(err) => {
                 return Err(error_response(
-                    StatusCode::BAD_REQUEST,
-                    "bad_request",
+                    ErrorCode::BadRequest,
                     &format!("could not read the request body: {err}"),
                 ));
             }
@@ -100,20 +213,19 @@ async fn limit_body(req: &mut Request, limit: usize) -> Result<(), Response> {
 
 fn too_large(limit: usize) -> Response {
     error_response(
-        StatusCode::PAYLOAD_TOO_LARGE,
-        "payload_too_large",
+        ErrorCode::PayloadTooLarge,
         &format!("the request body is larger than {limit} bytes"),
     )
 }
 
-fn error_response(status: StatusCode, code: &str, message: &str) -> Response {
+fn error_response(code: ErrorCode, message: &str) -> Response {
     ErrorBody::new(code, message)
-        .with_status(status)
+        .with_status(status_of(code))
         .into_response()
 }
 
 /// Rewrites a non-JSON error response into `{"error":{"code","message"}}`.
-async fn json_errors(response: Response) -> Response {
+fn json_errors(response: Response) -> Response {
     let status = response.status();
     if !(status.is_client_error() || status.is_server_error()) {
         return response;
@@ -126,45 +238,17 @@ async fn json_errors(response: Response) -> Response {
     if is_json {
         return response;
     }
-    let (parts, body) = response.into_parts();
-    let text = body.into_string().await.unwrap_or_default();
-    let (code, fallback) = describe(status);
-    let message = if status.is_server_error() || text.trim().is_empty() {
-        fallback.to_string()
-    } else {
-        text.trim().chars().take(500).collect()
-    };
-    let mut rewritten = error_response(status, code, &message);
+    // The framework's own text is not the project's words: clients get the code's message.
+    let (parts, _) = response.into_parts();
+    let code = code_for_status(status);
+    let message = fallback_message(code);
+    let mut rewritten = ErrorBody::new(code, message)
+        .with_status(status)
+        .into_response();
     for (name, value) in parts.headers.iter() {
         if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
             rewritten.headers_mut().insert(name.clone(), value.clone());
         }
     }
     rewritten
-}
-
-fn describe(status: StatusCode) -> (&'static str, &'static str) {
-    match status.as_u16() {
-        400 => ("bad_request", "the request is malformed"),
-        401 => ("unauthorized", "credentials are missing or invalid"),
-        403 => ("forbidden", "not allowed"),
-        404 => ("not_found", "no such route"),
-        405 => (
-            "method_not_allowed",
-            "this method is not allowed on this path",
-        ),
-        406 => ("not_acceptable", "no acceptable representation"),
-        408 => ("request_timeout", "the request took too long"),
-        411 => ("length_required", "a Content-Length is required"),
-        413 => ("payload_too_large", "the request body is too large"),
-        415 => (
-            "unsupported_media_type",
-            "send the body as application/json",
-        ),
-        422 => ("unprocessable", "the request is invalid"),
-        429 => ("too_many_requests", "too many requests"),
-        503 => ("unavailable", "the service is unavailable"),
-        s if s >= 500 => ("internal", "internal server error"),
-        _ => ("error", "request failed"),
-    }
 }

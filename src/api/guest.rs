@@ -1,5 +1,5 @@
-//! Guest chat endpoints: `/v1/guest/sessions` and `/v1/guest/chat/{guest_id}` (plus the seeds'
-//! `/chat/{guest_id}` aliases, hidden from the spec).
+//! Guest chat endpoints: `/v1/guest/sessions` and `/v1/guest/chat/{guest_id}` (the seeds'
+//! `/chat/{guest_id}` is rewritten to it by the envelope).
 
 use chrono::{DateTime, FixedOffset, Utc};
 use poem::{Request, web::Data};
@@ -12,8 +12,9 @@ use uuid::Uuid;
 
 use super::{
     ApiTags,
-    error::ApiResult,
-    types::{JsonBytes, StrictString},
+    error::{ApiResult, statuses},
+    security::{GuestToken, GuestTokenOrClaim},
+    types::{Content, ContentType, JsonBytes, Role, Timestamp},
 };
 use crate::{
     hot::CachedMessage,
@@ -24,42 +25,15 @@ use crate::{
     state::AppState,
 };
 
-/// Who wrote a message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
-#[oai(rename_all = "lowercase")]
-pub enum Role {
-    User,
-    Assistant,
-    System,
-}
-
-impl Role {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::User => "user",
-            Role::Assistant => "assistant",
-            Role::System => "system",
-        }
-    }
-}
-
-/// How a message's content is to be read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
-#[oai(rename_all = "lowercase")]
-pub enum ContentType {
-    Text,
-    Markdown,
-    Json,
-}
-
-impl ContentType {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ContentType::Text => "text",
-            ContentType::Markdown => "markdown",
-            ContentType::Json => "json",
-        }
-    }
+statuses! {
+    /// Starting a guest session.
+    SessionErrors: 429, 500, 503;
+    /// Storing a guest message.
+    AppendErrors: 400, 401, 404, 409, 413, 415, 422, 500, 503;
+    /// Reading a guest conversation.
+    ReadErrors: 401, 404, 422, 500, 503;
+    /// Erasing a guest.
+    EraseErrors: 401, 404, 409, 422, 500, 503;
 }
 
 /// A message to store.
@@ -68,13 +42,13 @@ pub struct NewGuestMessage {
     pub role: Role,
     /// The message text, stored and returned byte-for-byte. Not empty, no U+0000, at most
     /// `limits.max_message_bytes` bytes of UTF-8.
-    pub content: StrictString,
+    pub content: Content,
     /// When the client says the message was written (RFC 3339). A retry with the same role,
     /// content and timestamp is recognised and not stored twice.
     pub timestamp: Option<DateTime<FixedOffset>>,
     /// Token count of the message, if known.
+    #[oai(validator(minimum(value = "0")))]
     pub tokens: Option<i32>,
-    /// `text` (default), `markdown` or `json`.
     pub content_type: Option<ContentType>,
 }
 
@@ -112,18 +86,18 @@ pub enum AppendResponse {
 #[derive(Debug, Object)]
 pub struct GuestMessage {
     pub id: Uuid,
-    pub role: String,
+    pub role: Role,
     pub content: String,
     /// The client's timestamp, or the time the server stored the message when none was sent.
-    pub timestamp: String,
+    pub timestamp: Timestamp,
     pub sequence: i64,
-    pub content_type: String,
+    pub content_type: ContentType,
     #[oai(skip_serializing_if_is_none)]
     pub tokens: Option<i32>,
-    pub created_at: String,
+    pub created_at: Timestamp,
 }
 
-/// Which layer answered a read.
+/// Which layer answered a read: `l1` (hot cache) or `l2` (SQL cache tables).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
 #[oai(rename_all = "lowercase")]
 pub enum ReadSource {
@@ -137,7 +111,6 @@ pub struct GuestConversation {
     pub guest_id: String,
     pub conversation_id: Uuid,
     pub messages: Vec<GuestMessage>,
-    /// `l1` (hot cache) or `l2` (SQL cache tables).
     pub source: ReadSource,
     /// Set when the guest has been migrated into an account conversation (read-only now).
     #[oai(skip_serializing_if_is_none)]
@@ -220,8 +193,8 @@ pub struct GuestSession {
     pub guest_id: String,
     /// Send as `Authorization: Bearer <token>` or `X-Guest-Token: <token>`.
     pub guest_token: String,
-    /// When the guest's data expires if it writes nothing more (each write extends it).
-    pub expires_at: DateTime<Utc>,
+    /// When the guest's data expires if it writes nothing more (writes extend it).
+    pub expires_at: Timestamp,
 }
 
 #[derive(Debug, ApiResponse)]
@@ -236,21 +209,6 @@ pub enum DeletedResponse {
     /// The guest and all its messages were erased from every layer.
     #[oai(status = 204)]
     Deleted,
-}
-
-/// The guest token from `X-Guest-Token`, else from `Authorization: Bearer`.
-pub(crate) fn guest_token<'a>(
-    req: &'a Request,
-    header: &'a Header<Option<String>>,
-) -> Option<&'a str> {
-    header.0.as_deref().or_else(|| bearer(req))
-}
-
-/// The token of an `Authorization: Bearer <token>` header.
-pub(crate) fn bearer(req: &Request) -> Option<&str> {
-    let value = req.header("authorization")?;
-    let (scheme, token) = value.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
 
 pub struct GuestApi;
@@ -270,7 +228,7 @@ impl GuestApi {
         &self,
         state: Data<&AppState>,
         req: &Request,
-    ) -> ApiResult<SessionResponse> {
+    ) -> ApiResult<SessionResponse, SessionErrors> {
         if let Some(ip) = req.remote_addr().as_socket_addr().map(|a| a.ip()) {
             state
                 .guest_session_limiter
@@ -281,7 +239,7 @@ impl GuestApi {
         Ok(SessionResponse::Created(Json(GuestSession {
             guest_id: s.guest_id,
             guest_token: s.guest_token,
-            expires_at: s.expires_at,
+            expires_at: s.expires_at.into(),
         })))
     }
 
@@ -299,20 +257,17 @@ impl GuestApi {
     async fn post_message(
         &self,
         state: Data<&AppState>,
-        req: &Request,
-        guest_id: Path<String>,
+        token: GuestTokenOrClaim,
+        #[oai(validator(pattern = r"^[A-Za-z0-9_-]{1,128}$"))] guest_id: Path<String>,
         body: Json<NewGuestMessage>,
-        /// The guest token (alternative to `Authorization: Bearer`).
-        #[oai(name = "X-Guest-Token")]
-        x_guest_token: Header<Option<String>>,
         /// Makes retries safe: a second write with the same key returns the first message.
-        #[oai(name = "Idempotency-Key")]
+        #[oai(name = "Idempotency-Key", validator(min_length = 1, max_length = 255))]
         idempotency_key: Header<Option<String>>,
-    ) -> ApiResult<AppendResponse> {
+    ) -> ApiResult<AppendResponse, AppendErrors> {
         let msg = new_message(body.0, idempotency_key.0);
         let appended = state
             .guests
-            .append(&guest_id, guest_token(req, &x_guest_token), msg)
+            .append(&guest_id, token.0.as_deref(), msg)
             .await?;
         Ok(ack(appended))
     }
@@ -329,16 +284,10 @@ impl GuestApi {
     async fn get_conversation(
         &self,
         state: Data<&AppState>,
-        req: &Request,
-        guest_id: Path<String>,
-        /// The guest token (alternative to `Authorization: Bearer`).
-        #[oai(name = "X-Guest-Token")]
-        x_guest_token: Header<Option<String>>,
-    ) -> ApiResult<ConversationResponse> {
-        let history = state
-            .guests
-            .history(&guest_id, guest_token(req, &x_guest_token))
-            .await?;
+        token: GuestToken,
+        #[oai(validator(pattern = r"^[A-Za-z0-9_-]{1,128}$"))] guest_id: Path<String>,
+    ) -> ApiResult<ConversationResponse, ReadErrors> {
+        let history = state.guests.history(&guest_id, token.0.as_deref()).await?;
         Ok(conversation_body(&guest_id, &history)?)
     }
 
@@ -354,45 +303,11 @@ impl GuestApi {
     async fn delete_guest(
         &self,
         state: Data<&AppState>,
-        req: &Request,
-        guest_id: Path<String>,
-        /// The guest token (alternative to `Authorization: Bearer`).
-        #[oai(name = "X-Guest-Token")]
-        x_guest_token: Header<Option<String>>,
-    ) -> ApiResult<DeletedResponse> {
-        state
-            .guests
-            .erase(&guest_id, guest_token(req, &x_guest_token))
-            .await?;
+        token: GuestToken,
+        #[oai(validator(pattern = r"^[A-Za-z0-9_-]{1,128}$"))] guest_id: Path<String>,
+    ) -> ApiResult<DeletedResponse, EraseErrors> {
+        state.guests.erase(&guest_id, token.0.as_deref()).await?;
         Ok(DeletedResponse::Deleted)
-    }
-
-    /// Seed alias of `POST /v1/guest/chat/{guest_id}`.
-    #[oai(path = "/chat/:guest_id", method = "post", hidden)]
-    async fn post_message_alias(
-        &self,
-        state: Data<&AppState>,
-        req: &Request,
-        guest_id: Path<String>,
-        body: Json<NewGuestMessage>,
-        #[oai(name = "X-Guest-Token")] x_guest_token: Header<Option<String>>,
-        #[oai(name = "Idempotency-Key")] idempotency_key: Header<Option<String>>,
-    ) -> ApiResult<AppendResponse> {
-        self.post_message(state, req, guest_id, body, x_guest_token, idempotency_key)
-            .await
-    }
-
-    /// Seed alias of `GET /v1/guest/chat/{guest_id}`.
-    #[oai(path = "/chat/:guest_id", method = "get", hidden)]
-    async fn get_conversation_alias(
-        &self,
-        state: Data<&AppState>,
-        req: &Request,
-        guest_id: Path<String>,
-        #[oai(name = "X-Guest-Token")] x_guest_token: Header<Option<String>>,
-    ) -> ApiResult<ConversationResponse> {
-        self.get_conversation(state, req, guest_id, x_guest_token)
-            .await
     }
 }
 

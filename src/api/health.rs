@@ -24,6 +24,11 @@ pub struct Readiness {
     pub l1: String,
     /// `memory` or `redis`.
     pub l1_backend: String,
+    /// The SQLite group-commit writer: `up`, `down` (its task stopped: writes fail), or `none`
+    /// (PostgreSQL: each write is its own transaction).
+    pub writer: String,
+    /// Writes that panicked since start (each answered 500 and rolled back; the writer went on).
+    pub writer_panics: u64,
 }
 
 #[derive(Debug, ApiResponse)]
@@ -55,13 +60,16 @@ impl HealthApi {
         let body = Readiness {
             status: if sql_up { "ready" } else { "unavailable" }.into(),
             sql: if sql_up { "up" } else { "down" }.into(),
-            sql_backend: match state.store.kind() {
-                crate::config::DatabaseKind::Sqlite => "sqlite",
-                crate::config::DatabaseKind::Postgres => "postgres",
-            }
-            .into(),
+            sql_backend: state.store.backend().name().into(),
             l1: state.hot.state().as_str().into(),
             l1_backend: state.hot.backend().into(),
+            writer: match state.store.writer_health() {
+                Some(w) if w.is_running() => "up",
+                Some(_) => "down",
+                None => "none",
+            }
+            .into(),
+            writer_panics: state.store.writer_health().map_or(0, |w| w.panics()),
         };
         if sql_up {
             ReadyResponse::Ready(Json(body))

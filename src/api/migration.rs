@@ -1,15 +1,20 @@
-//! `POST /v1/guest/migrate/{guest_id}` (and the seeds' `/migrate/{guest_id}`).
+//! `POST /v1/guest/migrate/{guest_id}` (the seeds' `/migrate/{guest_id}` is rewritten to it).
 
-use poem::{Request, web::Data};
-use poem_openapi::{
-    Object, OpenApi,
-    param::{Header, Path},
-    payload::Json,
-};
+use poem::web::Data;
+use poem_openapi::{Object, OpenApi, param::Path, payload::Json};
 use uuid::Uuid;
 
-use super::{ApiTags, error::ApiResult, guest::bearer};
+use super::{
+    ApiTags,
+    error::{ApiResult, statuses},
+    security::{GuestTokenHeader, UserBearer},
+};
 use crate::{service::migration::MigrationReport, state::AppState};
+
+statuses! {
+    /// Migrating a guest.
+    MigrateErrors: 401, 404, 409, 422, 500, 503;
+}
 
 /// The outcome of a guest → account migration.
 #[derive(Debug, Object)]
@@ -56,29 +61,14 @@ impl MigrationApi {
     async fn migrate(
         &self,
         state: Data<&AppState>,
-        req: &Request,
-        guest_id: Path<String>,
-        /// The guest's token.
-        #[oai(name = "X-Guest-Token")]
-        x_guest_token: Header<Option<String>>,
-    ) -> ApiResult<Json<MigrationResult>> {
-        let user = state.auth.authenticate(bearer(req)).await?;
+        user: UserBearer,
+        guest_token: GuestTokenHeader,
+        #[oai(validator(pattern = r"^[A-Za-z0-9_-]{1,128}$"))] guest_id: Path<String>,
+    ) -> ApiResult<Json<MigrationResult>, MigrateErrors> {
         let report = state
             .migrations
-            .migrate(user.id, &guest_id, x_guest_token.0.as_deref())
+            .migrate(user.0.id, &guest_id, guest_token.0.as_deref())
             .await?;
         Ok(Json(report.into()))
-    }
-
-    /// Seed alias of `POST /v1/guest/migrate/{guest_id}`.
-    #[oai(path = "/migrate/:guest_id", method = "post", hidden)]
-    async fn migrate_alias(
-        &self,
-        state: Data<&AppState>,
-        req: &Request,
-        guest_id: Path<String>,
-        #[oai(name = "X-Guest-Token")] x_guest_token: Header<Option<String>>,
-    ) -> ApiResult<Json<MigrationResult>> {
-        self.migrate(state, req, guest_id, x_guest_token).await
     }
 }

@@ -1,29 +1,136 @@
-//! Payload types shared by the API: `StrictString`, a JSON string that is only ever a string.
+//! Payload types shared by the API: strings that are only ever strings (with what the spec says
+//! about them), the one timestamp format, and `JsonBytes` for hot-path responses.
 
 use std::borrow::Cow;
 
+use chrono::{DateTime, Utc};
+
 use poem_openapi::{
+    Enum,
     registry::{MetaSchema, MetaSchemaRef},
     types::{ParseError, ParseFromJSON, ParseResult, ToJSON, Type},
 };
 use serde_json::Value;
 
-/// A JSON string. Unlike poem-openapi's `String`, a number or boolean is refused rather than
-/// silently turned into text, so `{"content": 42}` is a 400, not the message "42".
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StrictString(pub String);
+use crate::service::clock::rfc3339;
 
-impl Type for StrictString {
+/// Declares a JSON string type that is only ever a string: unlike poem-openapi's `String`, a
+/// number or boolean is refused rather than silently turned into text, so `{"content": 42}` is a
+/// 400, not the message "42". `schema` adds what the spec promises about the text (the service
+/// checks the same rules and answers 422 with its own code).
+macro_rules! strict_string {
+    ($(#[$doc:meta])* $name:ident, |$schema:ident| $refine:block) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq)]
+        pub struct $name(pub String);
+
+        impl Type for $name {
+            const IS_REQUIRED: bool = true;
+            type RawValueType = String;
+            type RawElementValueType = String;
+
+            fn name() -> Cow<'static, str> {
+                "string".into()
+            }
+
+            fn schema_ref() -> MetaSchemaRef {
+                #[allow(unused_mut)]
+                let mut $schema = MetaSchema::new("string");
+                $refine
+                MetaSchemaRef::Inline(Box::new($schema))
+            }
+
+            fn as_raw_value(&self) -> Option<&Self::RawValueType> {
+                Some(&self.0)
+            }
+
+            fn raw_element_iter<'a>(
+                &'a self,
+            ) -> Box<dyn Iterator<Item = &'a Self::RawElementValueType> + 'a> {
+                Box::new(self.as_raw_value().into_iter())
+            }
+        }
+
+        impl ParseFromJSON for $name {
+            fn parse_from_json(value: Option<Value>) -> ParseResult<Self> {
+                match value {
+                    Some(Value::String(s)) => Ok($name(s)),
+                    Some(other) => Err(ParseError::expected_type(other)),
+                    None => Err(ParseError::expected_input()),
+                }
+            }
+        }
+
+        impl ToJSON for $name {
+            fn to_json(&self) -> Option<Value> {
+                Some(Value::String(self.0.clone()))
+            }
+        }
+    };
+}
+
+strict_string!(
+    /// Any JSON string.
+    StrictString,
+    |schema| {}
+);
+
+strict_string!(
+    /// Message text: not empty or only whitespace, no U+0000. Its size limit is in bytes
+    /// (`limits.max_message_bytes`), which a schema cannot state.
+    Content,
+    |schema| {
+        schema.min_length = Some(1);
+        schema.pattern = Some(CONTENT_PATTERN.into());
+    }
+);
+
+strict_string!(
+    /// An e-mail address.
+    Email,
+    |schema| {
+        schema.format = Some("email");
+        schema.max_length = Some(254);
+    }
+);
+
+strict_string!(
+    /// A password: 8 to 1024 characters.
+    Password,
+    |schema| {
+        schema.min_length = Some(crate::service::auth::MIN_PASSWORD_CHARS);
+        schema.max_length = Some(crate::service::auth::MAX_PASSWORD_CHARS);
+    }
+);
+
+/// At least one character that is not whitespace, and no U+0000 anywhere.
+const CONTENT_PATTERN: &str = r"^[^\u0000]*[^\s\u0000][^\u0000]*$";
+
+/// The guest id rule (`^[A-Za-z0-9_-]{1,128}$`) as the spec states it.
+pub const GUEST_ID_PATTERN: &str = "^[A-Za-z0-9_-]{1,128}$";
+
+/// A point in time, always written as RFC 3339 in UTC with a `Z` (e.g.
+/// `2025-12-21T12:00:00.123456Z`), the one timestamp format of every response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timestamp(pub DateTime<Utc>);
+
+impl From<DateTime<Utc>> for Timestamp {
+    fn from(t: DateTime<Utc>) -> Self {
+        Self(t)
+    }
+}
+
+impl Type for Timestamp {
     const IS_REQUIRED: bool = true;
-    type RawValueType = String;
-    type RawElementValueType = String;
+    type RawValueType = DateTime<Utc>;
+    type RawElementValueType = DateTime<Utc>;
 
     fn name() -> Cow<'static, str> {
-        "string".into()
+        "string(date-time)".into()
     }
 
     fn schema_ref() -> MetaSchemaRef {
-        MetaSchemaRef::Inline(Box::new(MetaSchema::new("string")))
+        MetaSchemaRef::Inline(Box::new(MetaSchema::new_with_format("string", "date-time")))
     }
 
     fn as_raw_value(&self) -> Option<&Self::RawValueType> {
@@ -37,19 +144,21 @@ impl Type for StrictString {
     }
 }
 
-impl ParseFromJSON for StrictString {
+impl ParseFromJSON for Timestamp {
     fn parse_from_json(value: Option<Value>) -> ParseResult<Self> {
         match value {
-            Some(Value::String(s)) => Ok(StrictString(s)),
+            Some(Value::String(s)) => DateTime::parse_from_rfc3339(&s)
+                .map(|t| Timestamp(t.with_timezone(&Utc)))
+                .map_err(|_| ParseError::custom("expected an RFC 3339 date-time")),
             Some(other) => Err(ParseError::expected_type(other)),
             None => Err(ParseError::expected_input()),
         }
     }
 }
 
-impl ToJSON for StrictString {
+impl ToJSON for Timestamp {
     fn to_json(&self) -> Option<Value> {
-        Some(Value::String(self.0.clone()))
+        Some(Value::String(rfc3339(self.0)))
     }
 }
 
@@ -89,3 +198,45 @@ impl<T: Send> poem::IntoResponse for JsonBytes<T> {
             .body(self.bytes)
     }
 }
+
+/// Who wrote a message: `user`, `assistant` or `system`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[oai(rename_all = "lowercase")]
+pub enum Role {
+    User,
+    Assistant,
+    System,
+}
+
+/// How a message's content is to be read: `text` (the default), `markdown` or `json`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[oai(rename_all = "lowercase")]
+pub enum ContentType {
+    Text,
+    Markdown,
+    Json,
+}
+
+/// The string forms of an enum, both ways, for values stored as text.
+macro_rules! stored_as_text {
+    ($ty:ident { $($variant:ident => $text:literal),+ $(,)? }, default = $default:ident) => {
+        impl $ty {
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($ty::$variant => $text,)+
+                }
+            }
+
+            /// The variant stored as `text` (stored values were checked on the way in).
+            pub fn from_stored(text: &str) -> Self {
+                match text {
+                    $($text => $ty::$variant,)+
+                    _ => $ty::$default,
+                }
+            }
+        }
+    };
+}
+
+stored_as_text!(Role { User => "user", Assistant => "assistant", System => "system" }, default = User);
+stored_as_text!(ContentType { Text => "text", Markdown => "markdown", Json => "json" }, default = Text);

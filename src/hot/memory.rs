@@ -5,10 +5,7 @@ use std::{sync::Arc, time::Duration};
 
 use moka::{future::Cache, ops::compute::Op};
 
-use super::{CachedMessage, MessageList, SharedMessage, merge_sorted};
-
-/// The longest history the in-process cache holds for one guest.
-pub const MAX_CACHED_MESSAGES: usize = 1000;
+use super::{CachedMessage, MAX_CACHED_MESSAGES, MessageList, SharedMessage, merge_sorted};
 
 type Entry = MessageList;
 

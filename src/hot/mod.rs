@@ -13,6 +13,10 @@ use uuid::Uuid;
 pub use memory::MemoryCache;
 pub use redis::RedisCache;
 
+/// The longest history the hot cache holds for one guest (both backends): every append copies
+/// or rewrites the list, so past this length the guest is read from SQL instead.
+pub const MAX_CACHED_MESSAGES: usize = 1000;
+
 /// One message as the hot cache holds it (one JSON object per list element in Redis).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct CachedMessage {

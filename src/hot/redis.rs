@@ -21,15 +21,16 @@ use redis::{
 };
 use tracing::{info, warn};
 
-use super::{CachedMessage, HotError, SharedMessage, merge_sorted};
+use super::{CachedMessage, HotError, MAX_CACHED_MESSAGES, SharedMessage, merge_sorted};
 
 /// Dirty keys kept individually; past this, recovery deletes every guest key of this prefix.
 const MAX_DIRTY_KEYS: usize = 100_000;
 const PROBE_EVERY: Duration = Duration::from_millis(500);
 
-/// Merges snapshot items (ARGV[2..]) into the list at KEYS[1] by `sequence`, rewrites it in
+/// Merges snapshot items (ARGV[3..]) into the list at KEYS[1] by `sequence`, rewrites it in
 /// order, and sets its TTL (ARGV[1]) — atomically, so a key never exists without a TTL and an
-/// append that raced the refill is kept.
+/// append that raced the refill is kept. A list longer than the cap (ARGV[2]) is dropped: that
+/// guest is read from SQL, as with the in-process cache.
 const FILL_SCRIPT: &str = r#"
 local items = {}
 local seen = {}
@@ -41,9 +42,10 @@ local function add(raw)
   end
 end
 for _, raw in ipairs(redis.call('LRANGE', KEYS[1], 0, -1)) do add(raw) end
-for i = 2, #ARGV do add(ARGV[i]) end
+for i = 3, #ARGV do add(ARGV[i]) end
 table.sort(items, function(a, b) return a[1] < b[1] end)
 redis.call('DEL', KEYS[1])
+if #items > tonumber(ARGV[2]) then return 0 end
 local batch = {}
 for _, item in ipairs(items) do
   table.insert(batch, item[2])
@@ -52,6 +54,18 @@ end
 if #batch > 0 then redis.call('RPUSH', KEYS[1], unpack(batch)) end
 if #items > 0 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
 return #items
+"#;
+
+/// Appends ARGV[2] to the list at KEYS[1] and restarts its TTL (ARGV[1]); past the cap (ARGV[3])
+/// the list is dropped instead. Atomic, like the fill.
+const APPEND_SCRIPT: &str = r#"
+local n = redis.call('RPUSH', KEYS[1], ARGV[2])
+if n > tonumber(ARGV[3]) then
+  redis.call('DEL', KEYS[1])
+  return 0
+end
+redis.call('EXPIRE', KEYS[1], ARGV[1])
+return n
 "#;
 
 #[derive(Clone)]
@@ -67,6 +81,7 @@ struct Inner {
     up: AtomicBool,
     dirty: Mutex<Dirty>,
     fill: Script,
+    append: Script,
 }
 
 #[derive(Default)]
@@ -100,6 +115,7 @@ impl RedisCache {
                 up: AtomicBool::new(false),
                 dirty: Mutex::new(Dirty::default()),
                 fill: Script::new(FILL_SCRIPT),
+                append: Script::new(APPEND_SCRIPT),
             }),
         })
     }
@@ -198,18 +214,21 @@ impl RedisCache {
         Ok(Some(parsed))
     }
 
-    /// RPUSH + EXPIRE in one MULTI. On failure the key is remembered as dirty.
+    /// RPUSH + EXPIRE (or drop past the cap) in one script. On failure the key is remembered
+    /// as dirty.
     pub async fn append(&self, guest_id: &str, message: &SharedMessage) -> Result<(), HotError> {
         let key = self.key(guest_id);
         let json = serde_json::to_string(message).map_err(|e| HotError(e.to_string()))?;
         let mut conn = self.inner.conn.clone();
-        let mut pipe = redis::pipe();
-        pipe.atomic()
-            .rpush(&key, json)
-            .ignore()
-            .expire(&key, self.inner.ttl_secs)
-            .ignore();
-        let result: Result<(), HotError> = self.call(pipe.query_async(&mut conn)).await;
+        let mut invocation = self.inner.append.key(&key);
+        invocation
+            .arg(self.inner.ttl_secs)
+            .arg(json)
+            .arg(MAX_CACHED_MESSAGES);
+        let result: Result<(), HotError> = self
+            .call(invocation.invoke_async::<i64>(&mut conn))
+            .await
+            .map(|_| ());
         if result.is_err() {
             self.mark_dirty(key);
         }
@@ -223,7 +242,7 @@ impl RedisCache {
             return Ok(());
         }
         let mut invocation = self.inner.fill.key(&key);
-        invocation.arg(self.inner.ttl_secs);
+        invocation.arg(self.inner.ttl_secs).arg(MAX_CACHED_MESSAGES);
         for m in merge_sorted(&[], messages) {
             invocation.arg(serde_json::to_string(m.as_ref()).map_err(|e| HotError(e.to_string()))?);
         }

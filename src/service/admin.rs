@@ -2,7 +2,7 @@
 //! others and the audit trail) and `repair` (re-sync what verify finds missing, idempotently).
 
 use chrono::{DateTime, Utc};
-use entity::{cache_migrations, messages};
+use entity::cache_migrations;
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
     Statement,
@@ -10,7 +10,7 @@ use sea_orm::{
 use serde::Serialize;
 use uuid::Uuid;
 
-use super::{ServiceError, migration::checksum};
+use super::{ServiceError, checksum, clock::now};
 use crate::store::Store;
 
 /// One verification check.
@@ -151,20 +151,8 @@ impl AdminService {
         for m in &done {
             let ids: Vec<Uuid> =
                 serde_json::from_value(m.conversation_ids.clone()).unwrap_or_default();
-            let rows: Vec<(i64, String)> = messages::Entity::find()
-                .select_only()
-                .column(messages::Column::MessageIndex)
-                .column(messages::Column::ContentHash)
-                .filter(messages::Column::ConversationId.is_in(ids))
-                .filter(messages::Column::OriginCacheMessageId.is_not_null())
-                .order_by_asc(messages::Column::MessageIndex)
-                .into_tuple()
-                .all(db)
-                .await?;
-            let sum = checksum(rows.iter().map(|(i, h)| (*i, h.as_str())));
-            if rows.len() as i64 != m.messages_migrated
-                || m.checksum.as_deref() != Some(sum.as_str())
-            {
+            let (count, sum) = checksum::of_migrated(db, ids).await?;
+            if count != m.messages_migrated || m.checksum.as_deref() != Some(sum.as_str()) {
                 bad.push(m.guest_id.clone());
             }
         }
@@ -187,8 +175,9 @@ impl AdminService {
     /// messages missing from a migrated conversation, and missing audit rows. Idempotent.
     pub async fn repair(&self) -> Result<RepairReport, ServiceError> {
         let txn = self.store.begin_write().await?;
-        let now = super::guest::now();
+        let now = now();
         let mut report = RepairReport::default();
+        let p1 = self.store.backend().param(1);
         let backend = txn.get_database_backend();
         let exec = |sql: &str| Statement::from_sql_and_values(backend, sql, [now.into()]);
         report.mapping_rows_added = txn
@@ -197,7 +186,6 @@ impl AdminService {
                  SELECT m.id, 'message', m.id, cc.user_id, m.message_hash, FALSE, {p1} \
                  FROM message_cache m JOIN conversation_cache cc ON cc.id = m.conversation_id \
                  WHERE NOT EXISTS (SELECT 1 FROM cache_content_mapping c WHERE c.cache_type = 'message' AND c.cache_id = m.id)",
-                p1 = param(backend, 1)
             )))
             .await?
             .rows_affected();
@@ -212,7 +200,6 @@ impl AdminService {
                  JOIN conversations c ON c.id = cc.main_conversation_id \
                  WHERE NOT EXISTS (SELECT 1 FROM messages x WHERE x.origin_cache_message_id = m.id) \
                  AND NOT EXISTS (SELECT 1 FROM messages y WHERE y.conversation_id = c.id AND y.message_index = m.sequence)",
-                p1 = param(backend, 1)
             )))
             .await?
             .rows_affected();
@@ -221,7 +208,6 @@ impl AdminService {
                 "UPDATE cache_content_mapping SET is_synced = TRUE, main_id = cache_id, synced_at = {p1} \
                  WHERE cache_type = 'message' AND is_synced = FALSE AND EXISTS \
                  (SELECT 1 FROM messages x WHERE x.id = cache_content_mapping.cache_id)",
-                p1 = param(backend, 1)
             )))
             .await?
             .rows_affected();
@@ -255,27 +241,16 @@ impl AdminService {
             let guest_id: String = row.try_get("", "guest_id")?;
             let user_id: String = row.try_get("", "user_id")?;
             let conversation_id: Uuid = row.try_get("", "main_conversation_id")?;
-            let hashes: Vec<(i64, String)> = messages::Entity::find()
-                .select_only()
-                .column(messages::Column::MessageIndex)
-                .column(messages::Column::ContentHash)
-                .filter(messages::Column::ConversationId.eq(conversation_id))
-                .filter(messages::Column::OriginCacheMessageId.is_not_null())
-                .order_by_asc(messages::Column::MessageIndex)
-                .into_tuple()
-                .all(db)
-                .await?;
-            let at = super::guest::now();
+            let (count, sum) = checksum::of_migrated(db, vec![conversation_id]).await?;
+            let at = now();
             cache_migrations::Entity::insert(cache_migrations::ActiveModel {
                 id: sea_orm::Set(Uuid::now_v7()),
                 guest_id: sea_orm::Set(guest_id),
                 user_id: sea_orm::Set(user_id),
                 status: sea_orm::Set("completed".into()),
                 conversations_migrated: sea_orm::Set(1),
-                messages_migrated: sea_orm::Set(hashes.len() as i64),
-                checksum: sea_orm::Set(Some(checksum(
-                    hashes.iter().map(|(i, h)| (*i, h.as_str())),
-                ))),
+                messages_migrated: sea_orm::Set(count),
+                checksum: sea_orm::Set(Some(sum)),
                 conversation_ids: sea_orm::Set(serde_json::json!([conversation_id])),
                 error: sea_orm::Set(Some("rebuilt by repair".into())),
                 started_at: sea_orm::Set(at),
@@ -286,14 +261,6 @@ impl AdminService {
             added += 1;
         }
         Ok(added)
-    }
-}
-
-/// `$n` on PostgreSQL, `?` on SQLite.
-fn param(backend: sea_orm::DbBackend, n: usize) -> String {
-    match backend {
-        sea_orm::DbBackend::Postgres => format!("${n}"),
-        _ => "?".into(),
     }
 }
 

@@ -17,15 +17,15 @@ use sha2::Sha256;
 use tracing::instrument;
 use uuid::Uuid;
 
-use super::{ServiceError, guest::now, limits::RateLimiter};
+use super::{ErrorCode, ServiceError, clock::now, limits::RateLimiter};
 use crate::{
     config::AuthSettings,
     store::{Store, Write},
 };
 
 const ISSUER: &str = "genesis";
-const MIN_PASSWORD_CHARS: usize = 8;
-const MAX_PASSWORD_BYTES: usize = 1024;
+pub const MIN_PASSWORD_CHARS: usize = 8;
+pub const MAX_PASSWORD_CHARS: usize = 1024;
 /// An argon2id hash (default parameters) of a random password nobody knows. Verified against
 /// when an e-mail is unknown, so a login takes as long whether or not the account exists.
 const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$1Yv0pZ5o0d3kq0lC3w2q0m9x8b2GqWc7m3F1r6dR8zE";
@@ -335,7 +335,7 @@ pub fn normalize_email(email: &str) -> Result<String, ServiceError> {
         Ok(email)
     } else {
         Err(ServiceError::invalid(
-            "invalid_email",
+            ErrorCode::InvalidEmail,
             "email is not a valid address",
         ))
     }
@@ -344,14 +344,14 @@ pub fn normalize_email(email: &str) -> Result<String, ServiceError> {
 fn validate_password(password: &str) -> Result<(), ServiceError> {
     if password.chars().count() < MIN_PASSWORD_CHARS {
         return Err(ServiceError::invalid(
-            "password_too_short",
+            ErrorCode::PasswordTooShort,
             format!("password must be at least {MIN_PASSWORD_CHARS} characters"),
         ));
     }
-    if password.len() > MAX_PASSWORD_BYTES {
+    if password.chars().count() > MAX_PASSWORD_CHARS {
         return Err(ServiceError::invalid(
-            "password_too_long",
-            format!("password must be at most {MAX_PASSWORD_BYTES} bytes"),
+            ErrorCode::PasswordTooLong,
+            format!("password must be at most {MAX_PASSWORD_CHARS} characters"),
         ));
     }
     Ok(())
@@ -417,7 +417,7 @@ async fn hash_password(password: String) -> Result<String, ServiceError> {
 }
 
 async fn verify_password(password: String, hash: String) -> Result<bool, ServiceError> {
-    if password.len() > MAX_PASSWORD_BYTES {
+    if password.chars().count() > MAX_PASSWORD_CHARS {
         return Ok(false);
     }
     on_hash_pool(move || {

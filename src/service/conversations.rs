@@ -1,26 +1,30 @@
 //! An account's conversations and messages (the main database). Another user's conversation is
 //! "not found": nobody learns that it exists.
 
+use std::sync::Arc;
+
 use entity::{conversations, messages};
 use sea_orm::{
     ActiveValue::Set,
-    ColumnTrait, DatabaseTransaction, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder,
-    QuerySelect,
+    ColumnTrait, Condition, DatabaseTransaction, EntityTrait, IntoActiveModel, QueryFilter,
+    QueryOrder, QuerySelect,
     sea_query::{Expr, ExprTrait},
 };
 use tracing::{instrument, warn};
 use uuid::Uuid;
 
 use super::{
-    ServiceError,
-    guest::{NewMessage, md5_hex, now, validate_message},
+    ErrorCode, Page, ServiceError,
+    clock::{now, stored_precision},
+    digest::md5_hex,
+    guest::{
+        NewMessage,
+        rules::{self, RetryKey},
+    },
+    page::{bad_cursor, page_size},
     usage::UsageCounters,
 };
 use crate::store::{Store, Write};
-use std::sync::Arc;
-
-pub const DEFAULT_PAGE: u64 = 100;
-pub const MAX_PAGE: u64 = 1000;
 
 /// Fields of a new conversation.
 #[derive(Clone, Debug, Default)]
@@ -40,12 +44,6 @@ pub struct NewConversation {
 pub struct NewAccountMessage {
     pub message: NewMessage,
     pub model_used: Option<String>,
-}
-
-#[derive(Clone, Debug)]
-pub struct Page<T> {
-    pub items: Vec<T>,
-    pub next_cursor: Option<String>,
 }
 
 #[derive(Clone)]
@@ -72,13 +70,13 @@ impl ConversationService {
     ) -> Result<conversations::Model, ServiceError> {
         if new.temperature.is_some_and(|t| !(0.0..=2.0).contains(&t)) {
             return Err(ServiceError::invalid(
-                "invalid_temperature",
+                ErrorCode::InvalidTemperature,
                 "temperature must be between 0 and 2",
             ));
         }
         if new.max_tokens.is_some_and(|t| t <= 0) {
             return Err(ServiceError::invalid(
-                "invalid_max_tokens",
+                ErrorCode::InvalidMaxTokens,
                 "max_tokens must be positive",
             ));
         }
@@ -139,15 +137,8 @@ impl ConversationService {
             let after = Uuid::parse_str(cursor).map_err(|_| bad_cursor())?;
             query = query.filter(conversations::Column::Id.lt(after));
         }
-        let mut items = query.all(self.store.conn()).await?;
-        let next_cursor = (items.len() as u64 > limit).then(|| {
-            items.truncate(limit as usize);
-            items.last().map(|c| c.id.to_string())
-        });
-        Ok(Page {
-            items,
-            next_cursor: next_cursor.flatten(),
-        })
+        let rows = query.all(self.store.conn()).await?;
+        Ok(Page::from_rows(rows, limit, |c| c.id.to_string()))
     }
 
     /// One of the user's conversations, or `ConversationNotFound` (also for other users' ones).
@@ -177,16 +168,11 @@ impl ConversationService {
             let after: i64 = cursor.parse().map_err(|_| bad_cursor())?;
             query = query.filter(messages::Column::MessageIndex.gt(after));
         }
-        let mut items = query.all(self.store.conn()).await?;
-        let next_cursor = (items.len() as u64 > limit).then(|| {
-            items.truncate(limit as usize);
-            items.last().map(|m| m.message_index.to_string())
-        });
+        let rows = query.all(self.store.conn()).await?;
         self.usage.record(&user_id.to_string(), "user", |_| {});
-        Ok(Page {
-            items,
-            next_cursor: next_cursor.flatten(),
-        })
+        Ok(Page::from_rows(rows, limit, |m| {
+            m.message_index.to_string()
+        }))
     }
 
     /// Adds a message at the next `message_index`. A retry (same role, content and timestamp, or
@@ -198,11 +184,8 @@ impl ConversationService {
         id: Uuid,
         mut msg: NewAccountMessage,
     ) -> Result<(messages::Model, bool), ServiceError> {
-        validate_message(&msg.message, self.max_message_bytes)?;
-        msg.message.timestamp = msg
-            .message
-            .timestamp
-            .map(|t| chrono::SubsecRound::trunc_subsecs(t, 6));
+        rules::validate_message(&msg.message, self.max_message_bytes)?;
+        msg.message.timestamp = msg.message.timestamp.map(stored_precision);
         let mut attempt = 0;
         loop {
             match self.add_message_once(user_id, id, &msg).await {
@@ -303,47 +286,30 @@ async fn add_message_in(
     Ok(Write::Commit((row, false)))
 }
 
+/// The stored message this write repeats, if any (see [`rules::repeated`]).
 async fn find_retry(
     txn: &DatabaseTransaction,
     id: Uuid,
     msg: &NewMessage,
 ) -> Result<Option<messages::Model>, ServiceError> {
-    let base = messages::Entity::find().filter(messages::Column::ConversationId.eq(id));
-    if let Some(key) = &msg.idempotency_key {
-        return match base
-            .filter(messages::Column::IdempotencyKey.eq(key.as_str()))
-            .one(txn)
-            .await?
-        {
-            Some(found) if found.role == msg.role && found.content == msg.content => {
-                Ok(Some(found))
-            }
-            Some(_) => Err(ServiceError::IdempotencyKeyReused),
-            None => Ok(None),
-        };
-    }
-    let Some(timestamp) = msg.timestamp else {
-        return Ok(None);
+    let same_conversation = messages::Column::ConversationId.eq(id);
+    let probe = match rules::retry_key(msg) {
+        None => return Ok(None),
+        Some(RetryKey::Key(key)) => Condition::all()
+            .add(same_conversation)
+            .add(messages::Column::IdempotencyKey.eq(key)),
+        Some(RetryKey::Same {
+            role,
+            content_md5,
+            timestamp,
+        }) => Condition::all()
+            .add(same_conversation)
+            .add(messages::Column::Role.eq(role))
+            .add(messages::Column::ContentHash.eq(content_md5))
+            .add(messages::Column::ClientTimestamp.eq(timestamp)),
     };
-    let candidates = base
-        .filter(messages::Column::Role.eq(msg.role.as_str()))
-        .filter(messages::Column::ContentHash.eq(md5_hex(&msg.content)))
-        .filter(messages::Column::ClientTimestamp.eq(timestamp))
-        .all(txn)
-        .await?;
-    Ok(candidates.into_iter().find(|m| m.content == msg.content))
-}
-
-fn page_size(limit: Option<u64>) -> Result<u64, ServiceError> {
-    match limit.unwrap_or(DEFAULT_PAGE) {
-        n @ 1..=MAX_PAGE => Ok(n),
-        _ => Err(ServiceError::invalid(
-            "invalid_limit",
-            format!("limit must be between 1 and {MAX_PAGE}"),
-        )),
-    }
-}
-
-fn bad_cursor() -> ServiceError {
-    ServiceError::invalid("invalid_cursor", "cursor is not one this API returned")
+    let candidates = messages::Entity::find().filter(probe).all(txn).await?;
+    rules::repeated(&candidates, msg)
+        .transpose()
+        .map(|found| found.cloned())
 }

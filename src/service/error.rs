@@ -1,13 +1,97 @@
-//! `ServiceError`: what can go wrong, in domain words. The API layer maps each to a status.
+//! What can go wrong, in domain words: [`ServiceError`], and [`ErrorCode`], the one list of the
+//! stable snake_case codes clients see in `{"error":{"code","message"}}`. The API layer picks
+//! each code's HTTP status (`api::error`); nothing else names a code.
 
-use sea_orm::{DbErr, RuntimeErr};
+use sea_orm::DbErr;
 use uuid::Uuid;
+
+use crate::store::{BatchFailure, StoreError, is_contended, is_unavailable};
+
+/// Defines [`ErrorCode`] from `Variant => "code"` pairs: the enum (with its spec schema), its
+/// string form and the list of all codes, from one list.
+macro_rules! error_codes {
+    ($($(#[$doc:meta])* $variant:ident => $name:literal,)*) => {
+        /// Every error code the API answers with. The spec lists them (`ErrorDetail.code`) and
+        /// the README has the table of codes with their statuses.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, poem_openapi::Enum)]
+        pub enum ErrorCode {
+            $($(#[$doc])* #[oai(rename = $name)] $variant,)*
+        }
+
+        impl ErrorCode {
+            /// Every code, in the order of the table in the README.
+            pub const ALL: &'static [ErrorCode] = &[$(ErrorCode::$variant,)*];
+
+            /// The code as clients see it.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(ErrorCode::$variant => $name,)*
+                }
+            }
+        }
+    };
+}
+
+error_codes! {
+    // 400: the request is malformed.
+    BadRequest => "bad_request",
+    // 401: credentials.
+    GuestTokenRequired => "guest_token_required",
+    GuestTokenInvalid => "guest_token_invalid",
+    AuthRequired => "auth_required",
+    TokenInvalid => "token_invalid",
+    InvalidCredentials => "invalid_credentials",
+    AdminTokenInvalid => "admin_token_invalid",
+    Unauthorized => "unauthorized",
+    // 403, 404, 405, 406, 408.
+    Forbidden => "forbidden",
+    NotFound => "not_found",
+    GuestNotFound => "guest_not_found",
+    ConversationNotFound => "conversation_not_found",
+    MethodNotAllowed => "method_not_allowed",
+    NotAcceptable => "not_acceptable",
+    RequestTimeout => "request_timeout",
+    // 409: the request conflicts with the current state.
+    GuestMigrated => "guest_migrated",
+    GuestAlreadyClaimed => "guest_already_claimed",
+    EmailTaken => "email_taken",
+    IdempotencyKeyReused => "idempotency_key_reused",
+    // 411, 413, 414, 415.
+    LengthRequired => "length_required",
+    PayloadTooLarge => "payload_too_large",
+    MessageTooLarge => "message_too_large",
+    UriTooLong => "uri_too_long",
+    UnsupportedMediaType => "unsupported_media_type",
+    // 422: well-formed but breaks a rule.
+    Unprocessable => "unprocessable",
+    InvalidGuestId => "invalid_guest_id",
+    GuestIdRequired => "guest_id_required",
+    InvalidRole => "invalid_role",
+    ContentEmpty => "content_empty",
+    ContentInvalid => "content_invalid",
+    InvalidContentType => "invalid_content_type",
+    InvalidTokens => "invalid_tokens",
+    InvalidIdempotencyKey => "invalid_idempotency_key",
+    InvalidTemperature => "invalid_temperature",
+    InvalidMaxTokens => "invalid_max_tokens",
+    InvalidLimit => "invalid_limit",
+    InvalidCursor => "invalid_cursor",
+    InvalidEmail => "invalid_email",
+    PasswordTooShort => "password_too_short",
+    PasswordTooLong => "password_too_long",
+    // 429.
+    RateLimited => "rate_limited",
+    // 500, 503.
+    InternalError => "internal_error",
+    DatabaseUnavailable => "database_unavailable",
+    ServiceUnavailable => "service_unavailable",
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {
-    /// The request is well-formed but breaks a rule (code is stable snake_case).
+    /// The request is well-formed but breaks a rule.
     #[error("{message}")]
-    Invalid { code: &'static str, message: String },
+    Invalid { code: ErrorCode, message: String },
     #[error("message content is {size} bytes; the limit is {max}")]
     TooLarge { size: usize, max: usize },
     #[error(
@@ -38,7 +122,7 @@ pub enum ServiceError {
     AdminTokenInvalid,
     #[error("this Idempotency-Key was already used for a different message")]
     IdempotencyKeyReused,
-    #[error("too many new guest sessions from this address; retry in {retry_after_secs} s")]
+    #[error("too many requests from this address; retry in {retry_after_secs} s")]
     RateLimited { retry_after_secs: u64 },
     /// The database cannot be reached or is too busy: nothing was written; retry later.
     #[error("the database is unavailable")]
@@ -47,15 +131,45 @@ pub enum ServiceError {
     /// the operation may be retried as a whole.
     #[error("concurrent update conflict")]
     Contended(#[source] DbErr),
+    /// The write was rolled back with its batch (the database failed under another write of
+    /// it); nothing was written, retry.
+    #[error("the write was rolled back; retry")]
+    RolledBack,
     #[error("internal error: {0}")]
     Internal(String),
 }
 
 impl ServiceError {
-    pub fn invalid(code: &'static str, message: impl Into<String>) -> Self {
+    pub fn invalid(code: ErrorCode, message: impl Into<String>) -> Self {
         Self::Invalid {
             code,
             message: message.into(),
+        }
+    }
+
+    /// The code clients see for this error.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            ServiceError::Invalid { code, .. } => *code,
+            ServiceError::TooLarge { .. } => ErrorCode::MessageTooLarge,
+            ServiceError::GuestTokenRequired => ErrorCode::GuestTokenRequired,
+            ServiceError::GuestTokenInvalid => ErrorCode::GuestTokenInvalid,
+            ServiceError::GuestNotFound => ErrorCode::GuestNotFound,
+            ServiceError::GuestMigrated { .. } => ErrorCode::GuestMigrated,
+            ServiceError::GuestAlreadyClaimed => ErrorCode::GuestAlreadyClaimed,
+            ServiceError::AuthRequired => ErrorCode::AuthRequired,
+            ServiceError::TokenInvalid => ErrorCode::TokenInvalid,
+            ServiceError::BadCredentials => ErrorCode::InvalidCredentials,
+            ServiceError::EmailTaken => ErrorCode::EmailTaken,
+            ServiceError::ConversationNotFound => ErrorCode::ConversationNotFound,
+            ServiceError::AdminDisabled => ErrorCode::NotFound,
+            ServiceError::AdminTokenInvalid => ErrorCode::AdminTokenInvalid,
+            ServiceError::IdempotencyKeyReused => ErrorCode::IdempotencyKeyReused,
+            ServiceError::RateLimited { .. } => ErrorCode::RateLimited,
+            ServiceError::Unavailable(_)
+            | ServiceError::Contended(_)
+            | ServiceError::RolledBack => ErrorCode::DatabaseUnavailable,
+            ServiceError::Internal(_) => ErrorCode::InternalError,
         }
     }
 }
@@ -72,58 +186,19 @@ impl From<DbErr> for ServiceError {
     }
 }
 
-impl crate::store::StoreError for ServiceError {
-    fn is_database_failure(&self) -> bool {
-        matches!(
-            self,
-            ServiceError::Unavailable(_) | ServiceError::Contended(_) | ServiceError::Internal(_)
-        )
-    }
-}
-
-/// True for PostgreSQL serialisation failures (40001) and dead-locks (40P01).
-pub fn is_contended(err: &DbErr) -> bool {
-    match err {
-        DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e)) => {
-            matches!(e.as_ref(), sea_orm::sqlx::Error::Database(db)
-                if db.code().is_some_and(|c| c == "40001" || c == "40P01"))
-        }
-        _ => false,
-    }
-}
-
-/// True for errors that mean "the database is not reachable or too busy right now" rather than
-/// a bug: connection failures, pool time-outs, a locked SQLite file, a server shutting down.
-pub fn is_unavailable(err: &DbErr) -> bool {
-    match err {
-        DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => true,
-        DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e)) => {
-            use sea_orm::sqlx::Error as SqlxError;
-            match e.as_ref() {
-                SqlxError::Io(_)
-                | SqlxError::PoolTimedOut
-                | SqlxError::PoolClosed
-                | SqlxError::WorkerCrashed
-                | SqlxError::Tls(_)
-                | SqlxError::Protocol(_) => true,
-                SqlxError::Database(db) => {
-                    let msg = db.message();
-                    msg.contains("database is locked")
-                        || msg.contains("terminating connection")
-                        || msg.contains("the database system is")
-                        || db
-                            .code()
-                            .is_some_and(|c| c.starts_with("57P") || c.starts_with("08"))
-                }
-                _ => false,
+impl From<BatchFailure> for ServiceError {
+    fn from(failure: BatchFailure) -> Self {
+        match failure {
+            BatchFailure::RolledBack => ServiceError::RolledBack,
+            BatchFailure::Panicked | BatchFailure::Stopped => {
+                ServiceError::Internal(failure.to_string())
             }
         }
-        _ => {
-            let text = err.to_string();
-            text.contains(crate::store::BATCH_ROLLED_BACK)
-                || text.contains("Connection refused")
-                || text.contains("connection closed")
-                || text.contains("database is locked")
-        }
+    }
+}
+
+impl StoreError for ServiceError {
+    fn breaks_batch(&self) -> bool {
+        matches!(self, ServiceError::Unavailable(_))
     }
 }

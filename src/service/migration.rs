@@ -3,8 +3,6 @@
 //! marked synced, a completed `cache_migrations` row is written, and counts and checksum are
 //! verified before commit. Then the guest's hot-cache key is dropped.
 
-use std::sync::atomic::{AtomicU32, Ordering};
-
 use chrono::{DateTime, Utc};
 use entity::{
     cache_content_mapping, cache_migrations, conversation_cache, conversations, message_cache,
@@ -13,22 +11,21 @@ use entity::{
 use sea_orm::{
     ActiveValue::Set,
     ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect,
     sea_query::{Expr, ExprTrait, Query},
 };
-use sha2::{Digest, Sha256};
 use tracing::{error, info, instrument, warn};
 use uuid::Uuid;
 
 use super::{
-    ServiceError,
-    guest::{GuestService, now, sha256_hex, validate_guest_id},
-    tokens::hex,
+    ServiceError, checksum,
+    clock::now,
+    digest::sha256_hex,
+    guest::{GuestService, rules::validate_guest_id},
 };
 use crate::{
-    config::DatabaseKind,
+    failpoint::Failpoint,
     hot::HotCache,
-    store::{Store, Write},
+    store::{Backend, Store, Write, WriteError},
 };
 
 /// What a migration did (or, for a repeat, what it had done).
@@ -44,47 +41,6 @@ pub struct MigrationReport {
     pub completed_at: Option<DateTime<Utc>>,
 }
 
-/// Checksum over an ordered list of message hashes: SHA-256 of `"{index}:{md5}\n"` lines.
-pub fn checksum<'a>(hashes: impl IntoIterator<Item = (i64, &'a str)>) -> String {
-    let mut sha = Sha256::new();
-    for (index, hash) in hashes {
-        sha.update(format!("{index}:{hash}\n").as_bytes());
-    }
-    hex(&sha.finalize())
-}
-
-/// Test-only fault injection: `GENESIS_TEST_FAILPOINTS=migrate_after_messages:N` makes the next N
-/// migrations fail after the messages are inserted. Honoured only in debug builds.
-pub struct Failpoint {
-    remaining: AtomicU32,
-}
-
-impl Failpoint {
-    pub fn from_env() -> Self {
-        let remaining = if cfg!(debug_assertions) {
-            std::env::var("GENESIS_TEST_FAILPOINTS")
-                .ok()
-                .and_then(|v| {
-                    v.strip_prefix("migrate_after_messages:")
-                        .map(str::to_string)
-                })
-                .and_then(|n| n.parse().ok())
-                .unwrap_or(0)
-        } else {
-            0
-        };
-        Self {
-            remaining: AtomicU32::new(remaining),
-        }
-    }
-
-    fn fire(&self) -> bool {
-        self.remaining
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1))
-            .is_ok()
-    }
-}
-
 pub struct MigrationService {
     store: Store,
     hot: HotCache,
@@ -98,7 +54,7 @@ impl MigrationService {
             store,
             hot,
             guests,
-            failpoint: Failpoint::from_env(),
+            failpoint: Failpoint::from_env("migrate_after_messages"),
         }
     }
 
@@ -115,14 +71,14 @@ impl MigrationService {
         let started_at = now();
         let mut attempt = 0;
         let result = loop {
-            let (id, fail, pg) = (
+            let (id, fail, backend) = (
                 guest_id.to_string(),
                 self.failpoint.fire(),
-                self.store.kind() == DatabaseKind::Postgres,
+                self.store.backend(),
             );
             let result = self
                 .store
-                .write(move |txn| Box::pin(migrate_in(txn, user_id, id, started_at, fail, pg)))
+                .write(move |txn| Box::pin(migrate_in(txn, backend, user_id, id, started_at, fail)))
                 .await;
             match result {
                 Err(ServiceError::Contended(err)) if attempt < 3 => {
@@ -182,7 +138,7 @@ impl MigrationService {
                     cache_migrations::Entity::insert(row)
                         .exec_without_returning(txn)
                         .await?;
-                    Ok::<_, sea_orm::DbErr>(Write::Commit(()))
+                    Ok::<_, WriteError>(Write::Commit(()))
                 })
             })
             .await;
@@ -195,20 +151,22 @@ impl MigrationService {
 /// The migration's one transaction (see the module doc). A repeat writes nothing.
 async fn migrate_in(
     txn: &DatabaseTransaction,
+    backend: Backend,
     user_id: Uuid,
     guest_id: String,
     started_at: DateTime<Utc>,
     fail: bool,
-    postgres: bool,
 ) -> Result<Write<MigrationReport>, ServiceError> {
     let guest_id = guest_id.as_str();
-    let mut find =
-        conversation_cache::Entity::find().filter(conversation_cache::Column::GuestId.eq(guest_id));
-    if postgres {
-        // Concurrent migrations of one guest queue here; the later ones see the result.
-        find = find.lock_exclusive();
-    }
-    let cached = find.one(txn).await?.ok_or(ServiceError::GuestNotFound)?;
+    // Concurrent migrations of one guest queue here; the later ones see the result.
+    let cached = backend
+        .lock_rows(
+            conversation_cache::Entity::find()
+                .filter(conversation_cache::Column::GuestId.eq(guest_id)),
+        )
+        .one(txn)
+        .await?
+        .ok_or(ServiceError::GuestNotFound)?;
     if cached.main_conversation_id.is_some() {
         return previous_result(txn, user_id, guest_id)
             .await
@@ -327,7 +285,7 @@ async fn migrate_in(
         .exec(txn)
         .await?;
 
-    let expected = checksum(rows.iter().map(|m| (m.sequence, m.message_hash.as_str())));
+    let expected = checksum::checksum(rows.iter().map(|m| (m.sequence, m.message_hash.as_str())));
     verify_copied(txn, conversation_id, rows.len() as i64, &expected).await?;
 
     let migration_id = Uuid::now_v7();
@@ -365,20 +323,10 @@ async fn verify_copied(
     expected_count: i64,
     expected_checksum: &str,
 ) -> Result<(), ServiceError> {
-    let copied: Vec<(i64, String)> = messages::Entity::find()
-        .select_only()
-        .column(messages::Column::MessageIndex)
-        .column(messages::Column::ContentHash)
-        .filter(messages::Column::ConversationId.eq(conversation_id))
-        .order_by_asc(messages::Column::MessageIndex)
-        .into_tuple()
-        .all(txn)
-        .await?;
-    let got = checksum(copied.iter().map(|(i, h)| (*i, h.as_str())));
-    if copied.len() as i64 != expected_count || got != expected_checksum {
+    let (count, got) = checksum::of_migrated(txn, vec![conversation_id]).await?;
+    if count != expected_count || got != expected_checksum {
         return Err(ServiceError::Internal(format!(
-            "verification failed: {} of {expected_count} messages, checksum {got} != {expected_checksum}",
-            copied.len()
+            "verification failed: {count} of {expected_count} messages, checksum {got} != {expected_checksum}"
         )));
     }
     Ok(())
@@ -412,18 +360,4 @@ async fn previous_result<C: ConnectionTrait>(
         already_migrated: true,
         completed_at: done.completed_at,
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_checksum_depends_on_order_and_content() {
-        let a = checksum([(1, "aa"), (2, "bb")]);
-        assert_eq!(a, checksum([(1, "aa"), (2, "bb")]));
-        assert_ne!(a, checksum([(1, "bb"), (2, "aa")]));
-        assert_ne!(a, checksum([(1, "aa")]));
-        assert_eq!(a.len(), 64);
-    }
 }

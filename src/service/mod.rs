@@ -1,14 +1,19 @@
-//! The rules of Genesis: guest chat, tokens, usage counters and limits. The only code that
-//! touches sea-orm entities and the hot cache.
+//! The rules of Genesis: guest chat, migration, accounts, conversations, audit, usage counters and
+//! limits. The only code that touches sea-orm entities and the hot cache.
 
 pub mod admin;
 pub mod auth;
+pub mod checksum;
+pub mod clock;
 pub mod conversations;
+pub mod digest;
 mod error;
 pub mod guest;
 pub mod limits;
 pub mod migration;
+pub mod page;
 pub mod tokens;
 pub mod usage;
 
-pub use error::{ServiceError, is_unavailable};
+pub use error::{ErrorCode, ServiceError};
+pub use page::Page;

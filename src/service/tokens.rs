@@ -6,6 +6,7 @@ use std::{io::Write, path::Path};
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 
+use super::digest::hex;
 use crate::config::Settings;
 
 type HmacSha256 = Hmac<Sha256>;
@@ -93,17 +94,6 @@ fn create_key_file(path: &Path) -> std::io::Result<Vec<u8>> {
         }
         Err(e) => Err(e),
     }
-}
-
-/// Lower-case hex of `bytes`.
-pub fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        out.push(DIGITS[usize::from(b >> 4)] as char);
-        out.push(DIGITS[usize::from(b & 0x0f)] as char);
-    }
-    out
 }
 
 fn unhex(text: &str) -> Option<Vec<u8>> {

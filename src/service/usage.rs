@@ -12,7 +12,7 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use crate::store::{Store, Write};
+use crate::store::{Store, Write, WriteError};
 
 /// What one subject did since the last flush.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -94,7 +94,7 @@ impl UsageCounters {
 
     /// Writes everything pending in batched upserts; on failure the counts are kept for the next
     /// flush. Returns how many subjects were written.
-    pub async fn flush(&self, store: &Store) -> Result<usize, DbErr> {
+    pub async fn flush(&self, store: &Store) -> Result<usize, WriteError> {
         let taken: Vec<(String, UsageDelta)> = {
             let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
             // Taken whole, so a burst of subjects does not leave a large table behind.
@@ -109,7 +109,7 @@ impl UsageCounters {
                 .write(move |txn| {
                     Box::pin(async move {
                         upsert(txn, &rows).await?;
-                        Ok::<_, DbErr>(Write::Commit(()))
+                        Ok::<_, WriteError>(Write::Commit(()))
                     })
                 })
                 .await;

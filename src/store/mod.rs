@@ -12,22 +12,26 @@ use std::{
 use migration::{Migrator, MigratorTrait};
 use sea_orm::{
     ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbErr,
-    SqliteTransactionMode, TransactionOptions, TransactionTrait,
+    TransactionTrait,
     sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous},
 };
 
-use crate::config::{DatabaseKind, Settings};
+use crate::config::Settings;
 
+mod backend;
+mod error;
 mod writer;
 
+pub use backend::Backend;
+pub use error::{BatchFailure, StoreError, WriteError, is_contended, is_unavailable};
 use writer::Writer;
-pub use writer::{BATCH_ROLLED_BACK, BoxFuture, Merge, StoreError, Write};
+pub use writer::{BoxFuture, Merge, MergeLane, Write, WriterHealth};
 
 /// The SQL database: L2 cache tables and the main tables live in it together.
 #[derive(Clone)]
 pub struct Store {
     db: DatabaseConnection,
-    kind: DatabaseKind,
+    backend: Backend,
     breaker: Arc<Breaker>,
     /// SQLite's group-commit writer; PostgreSQL writes run in their own transactions.
     writer: Option<Writer>,
@@ -65,9 +69,11 @@ fn sqlite_options(o: SqliteConnectOptions, busy: Duration) -> SqliteConnectOptio
 impl Store {
     /// Opens the pool (creating the SQLite file if needed). Does not migrate.
     pub async fn connect(settings: &Settings) -> Result<Self, DbErr> {
-        let kind = settings
-            .database_kind()
-            .map_err(|e| DbErr::Custom(e.to_string()))?;
+        let backend = Backend::from(
+            settings
+                .database_kind()
+                .map_err(|e| DbErr::Custom(e.to_string()))?,
+        );
         let mut options = ConnectOptions::new(settings.database_url());
         let busy = Duration::from_millis(settings.database.busy_timeout_ms);
         let statement_timeout = settings.database.statement_timeout_ms;
@@ -87,14 +93,14 @@ impl Store {
         let db = Database::connect(options.clone()).await?;
         let mut store = Self {
             db: db.clone(),
-            kind,
+            backend,
             breaker: Arc::new(Breaker {
                 epoch: Instant::now(),
                 open_until_ms: AtomicU64::new(0),
             }),
             writer: None,
         };
-        if kind == DatabaseKind::Sqlite {
+        if backend.merges_writes() {
             // The writer keeps one connection of its own: SQLite drops a connection's page cache
             // whenever another connection wrote since it last looked, so a writer taking any
             // pooled connection would read every page it touches from the file again.
@@ -107,10 +113,13 @@ impl Store {
                 });
             let writer_db = Database::connect(options).await?;
             let opener = store.clone();
-            store.writer = Some(Writer::spawn(writer_db, move |db| {
-                let opener = opener.clone();
-                Box::pin(async move { opener.begin_write_on(&db).await })
-            }));
+            store.writer = Some(Writer::spawn(
+                writer_db,
+                Box::new(move |db| {
+                    let opener = opener.clone();
+                    Box::pin(async move { opener.begin_write_on(&db).await })
+                }),
+            ));
         }
         Ok(store)
     }
@@ -119,8 +128,13 @@ impl Store {
         &self.db
     }
 
-    pub fn kind(&self) -> DatabaseKind {
-        self.kind
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// The group-commit writer's state; `None` when each write is its own transaction.
+    pub fn writer_health(&self) -> Option<&WriterHealth> {
+        self.writer.as_ref().map(Writer::health)
     }
 
     /// Applies every pending migration.
@@ -153,12 +167,9 @@ impl Store {
 
     async fn begin_write_on(&self, db: &DatabaseConnection) -> Result<DatabaseTransaction, DbErr> {
         self.check_available()?;
-        let options = TransactionOptions {
-            sqlite_transaction_mode: (self.kind == DatabaseKind::Sqlite)
-                .then_some(SqliteTransactionMode::Immediate),
-            ..Default::default()
-        };
-        let result = db.begin_with_options(options).await;
+        let result = db
+            .begin_with_options(self.backend.write_transaction())
+            .await;
         if let Err(err) = &result {
             self.note_error(err);
         }
@@ -166,32 +177,9 @@ impl Store {
     }
 
     /// Runs `f` in a write transaction and commits (or rolls back on `Err` / `Write::Discard`).
-    /// On SQLite it joins the group-commit batch; the result comes back after the commit.
+    /// On SQLite it joins the group-commit batch in its own savepoint; the result comes back
+    /// after the commit.
     pub async fn write<T, E, F>(&self, f: F) -> Result<T, E>
-    where
-        T: Send + 'static,
-        E: StoreError,
-        F: for<'a> FnOnce(&'a DatabaseTransaction) -> BoxFuture<'a, Result<Write<T>, E>>
-            + Send
-            + 'static,
-    {
-        self.write_in(true, f).await
-    }
-
-    /// Like [`Store::write`], for a write that leaves nothing behind when it returns `Err` or
-    /// `Write::Discard` (it undoes its own changes), so the group commit can skip its savepoint.
-    pub async fn write_unguarded<T, E, F>(&self, f: F) -> Result<T, E>
-    where
-        T: Send + 'static,
-        E: StoreError,
-        F: for<'a> FnOnce(&'a DatabaseTransaction) -> BoxFuture<'a, Result<Write<T>, E>>
-            + Send
-            + 'static,
-    {
-        self.write_in(false, f).await
-    }
-
-    async fn write_in<T, E, F>(&self, guarded: bool, f: F) -> Result<T, E>
     where
         T: Send + 'static,
         E: StoreError,
@@ -201,7 +189,7 @@ impl Store {
     {
         self.check_available()?;
         if let Some(writer) = &self.writer {
-            return writer.write(guarded, f).await;
+            return writer.write(f).await;
         }
         let txn = self.begin_write().await?;
         match f(&txn).await {
@@ -220,24 +208,22 @@ impl Store {
         }
     }
 
-    /// True when writes go through the group-commit writer (SQLite), which can merge them.
-    pub fn merges_writes(&self) -> bool {
-        self.writer.is_some()
+    /// A lane for writes of kind `M`, which the group-commit writer stores together; `None`
+    /// when each write is its own transaction (then store them with [`Store::write`]).
+    pub fn merge_lane<M: Merge>(&self, merge: M) -> Option<std::sync::Arc<MergeLane<M>>> {
+        self.writer.as_ref().map(|_| MergeLane::new(merge))
     }
 
-    /// Stores `item` together with the other items of its kind waiting in the group commit
-    /// (see [`Merge`]). Only with the group-commit writer; see [`Store::merges_writes`].
+    /// Stores `item` together with the other items of its lane waiting in the group commit.
     pub async fn write_merged<M: Merge>(
         &self,
-        merge: Arc<M>,
+        lane: &std::sync::Arc<MergeLane<M>>,
         item: M::Item,
     ) -> Result<M::Output, M::Error> {
         self.check_available()?;
         match &self.writer {
-            Some(writer) => writer.write_merged(merge, item).await,
-            None => Err(M::Error::from(DbErr::Custom(
-                "merged writes need the group-commit writer".into(),
-            ))),
+            Some(writer) => writer.write_merged(lane, item).await,
+            None => Err(M::Error::from(BatchFailure::Stopped)),
         }
     }
 
@@ -251,7 +237,7 @@ impl Store {
 
     /// Records an error: if it means the database is unreachable, fail fast for a moment.
     pub fn note_error(&self, err: &DbErr) {
-        if crate::service::is_unavailable(err) {
+        if is_unavailable(err) {
             let until = self.breaker.now_ms() + BREAKER_WINDOW.as_millis() as u64;
             self.breaker.open_until_ms.store(until, Ordering::Release);
         }

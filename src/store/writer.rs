@@ -1,23 +1,31 @@
 //! Group commit for SQLite. SQLite has one writer at a time; letting every request open its own
 //! write transaction makes them queue inside SQLite's busy handler (sleeps with back-off) and pay
-//! one commit each. Instead one task owns writing: it takes every write waiting in its queue,
-//! runs each inside a SAVEPOINT of one shared transaction (so one write's failure undoes only
+//! one commit each. Instead one task owns writing: it takes every job waiting in its queue, runs
+//! each inside a SAVEPOINT of one shared transaction (so one job's failure or panic undoes only
 //! itself), commits once, and only then answers each caller. A 2xx still means committed.
 //!
-//! Writes of a [`Merge`] kind go further: every queued write of that kind in a batch is handed to
-//! one call, which can store them all with a few multi-row statements instead of a few
-//! statements each (each statement is a round trip to the SQLite connection's thread).
+//! Jobs are of two kinds ([`Job`]): a [`Single`] write (a closure with a typed reply), or a
+//! signal that items wait in a [`MergeLane`]: every item of one [`Merge`] kind waiting in a batch
+//! goes to one `Merge::run` call, which can store them with a few multi-row statements instead of
+//! a few statements each (each statement is a round trip to the SQLite connection's thread).
 
 use std::{
-    any::{Any, TypeId},
     future::Future,
+    panic::AssertUnwindSafe,
     pin::Pin,
-    sync::Arc,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+    },
 };
 
+use futures_util::FutureExt;
 use sea_orm::{DatabaseConnection, DatabaseTransaction, DbErr, TransactionTrait};
 use tokio::sync::{mpsc, oneshot};
 use tracing::error;
+
+use super::error::{BatchFailure, StoreError, clone_err};
+use crate::failpoint::Failpoint;
 
 /// What a write closure asks for: keep its changes, or roll them back (e.g. a detected retry).
 pub enum Write<T> {
@@ -27,47 +35,14 @@ pub enum Write<T> {
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
-/// Called once the batch's fate is known: `Ok` when it committed.
-type Deliver = Box<dyn FnOnce(Result<(), DbErr>) + Send>;
-type Run = Box<dyn for<'a> FnOnce(&'a DatabaseTransaction) -> BoxFuture<'a, Outcome> + Send>;
-
-/// What running a job produced.
-struct Outcome {
-    /// Keep its changes (release the savepoint) or roll them back.
-    keep: bool,
-    /// The database failed under it: the batch cannot be trusted.
-    broken: bool,
-    deliver: Deliver,
-}
-
-/// One queued write: `run` inside the batch, or `reject` if the batch could not start.
-/// A guarded job runs in a savepoint; an unguarded one promises that on `Err` or
-/// `Write::Discard` it has left nothing behind, and saves the two savepoint statements.
-enum Job {
-    One {
-        run: Run,
-        reject: Box<dyn FnOnce(DbErr) + Send>,
-        guarded: bool,
-    },
-    /// An item of a [`Merge`] kind: run together with the batch's other items of its kind.
-    Merged {
-        kind: TypeId,
-        item: Box<dyn Any + Send>,
-        run: RunMerged,
-        reject: fn(Box<dyn Any + Send>, DbErr),
-    },
-}
-
-type RunMerged = fn(&DatabaseTransaction, Vec<Box<dyn Any + Send>>) -> BoxFuture<'_, Outcome>;
-
 /// A kind of write that the writer merges: all items of one kind waiting in a batch go to one
-/// `run` call.
+/// `run` call, inside one savepoint.
 pub trait Merge: Send + Sync + 'static {
     type Item: Send + 'static;
     type Output: Send + 'static;
     type Error: StoreError;
 
-    /// Stores `items`, answering each in order. For an item that fails it must leave nothing
+    /// Stores `items`, answering each in order. An item's `Err` must leave nothing of that item
     /// behind; the other items' changes are kept.
     fn run<'a>(
         &'a self,
@@ -76,56 +51,194 @@ pub trait Merge: Send + Sync + 'static {
     ) -> BoxFuture<'a, Vec<Result<Self::Output, Self::Error>>>;
 }
 
-/// A queued item of kind `M`, with whom to answer.
-struct MergedItem<M: Merge> {
-    merge: Arc<M>,
+/// How a batch ended, as each of its jobs learns it.
+enum Fate {
+    Committed,
+    Db(DbErr),
+    Batch(BatchFailure),
+}
+
+impl Fate {
+    fn error<E: StoreError>(&self) -> Option<E> {
+        match self {
+            Fate::Committed => None,
+            Fate::Db(e) => Some(E::from(clone_err(e))),
+            Fate::Batch(f) => Some(E::from(*f)),
+        }
+    }
+}
+
+/// A write's answer once its batch's fate is known: its own result if the batch committed; if
+/// not, its own error, or the batch's error in place of a success that did not last.
+fn settle<T, E: StoreError>(fate: &Fate, result: Result<T, E>) -> Result<T, E> {
+    match (fate.error::<E>(), result) {
+        (None, result) => result,
+        (Some(_), Err(own)) => Err(own),
+        (Some(batch), Ok(_)) => Err(batch),
+    }
+}
+
+type Deliver = Box<dyn FnOnce(&Fate) + Send>;
+
+/// What running a job produced.
+struct Outcome {
+    /// Keep its changes (release the savepoint) or roll them back.
+    keep: bool,
+    /// The connection failed under it: nothing the batch did can be trusted.
+    broken: bool,
+    deliver: Deliver,
+}
+
+type Run = Box<dyn for<'a> FnOnce(&'a DatabaseTransaction) -> BoxFuture<'a, Outcome> + Send>;
+
+/// One write with its own typed reply, erased to the two things the writer does with it.
+struct Single {
+    run: Run,
+    /// Answers the caller when `run` never gets to deliver (the batch did not start, or the
+    /// write panicked).
+    fail: Box<dyn FnOnce(&Fate) + Send>,
+}
+
+/// The queue of one [`Merge`] kind. Callers push items here and signal the writer.
+pub struct MergeLane<M: Merge> {
+    merge: M,
+    pending: Mutex<Vec<Pending<M>>>,
+}
+
+struct Pending<M: Merge> {
     item: M::Item,
     reply: oneshot::Sender<Result<M::Output, M::Error>>,
 }
 
-/// The error callers get when a failing write forced its whole batch to roll back.
-pub const BATCH_ROLLED_BACK: &str = "the write batch was rolled back; retry";
+impl<M: Merge> MergeLane<M> {
+    pub fn new(merge: M) -> Arc<Self> {
+        Arc::new(Self {
+            merge,
+            pending: Mutex::new(Vec::new()),
+        })
+    }
 
-/// Errors that can say whether they came from the database itself.
-pub trait StoreError: From<DbErr> + Send + 'static {
-    fn is_database_failure(&self) -> bool;
-}
-
-impl StoreError for DbErr {
-    fn is_database_failure(&self) -> bool {
-        true
+    fn take(&self) -> Vec<Pending<M>> {
+        std::mem::take(&mut *self.pending.lock().unwrap_or_else(|p| p.into_inner()))
     }
 }
 
-/// Most writes committed together.
+/// What the writer does with a lane without knowing its kind.
+trait Lane: Send + Sync {
+    fn is_empty(&self) -> bool;
+    /// Runs every item waiting in the lane in one `Merge::run` call.
+    fn run<'a>(&'a self, txn: &'a DatabaseTransaction) -> BoxFuture<'a, Outcome>;
+    /// Answers every waiting item with the batch's failure.
+    fn fail_all(&self, fate: &Fate);
+}
+
+impl<M: Merge> Lane for MergeLane<M> {
+    fn is_empty(&self) -> bool {
+        self.pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_empty()
+    }
+
+    fn run<'a>(&'a self, txn: &'a DatabaseTransaction) -> BoxFuture<'a, Outcome> {
+        Box::pin(async move {
+            let (items, replies): (Vec<_>, Vec<_>) =
+                self.take().into_iter().map(|p| (p.item, p.reply)).unzip();
+            let results = self.merge.run(txn, items).await;
+            let broken = results
+                .iter()
+                .any(|r| matches!(r, Err(e) if e.breaks_batch()));
+            let deliver: Deliver = Box::new(move |fate| {
+                for (reply, result) in replies.into_iter().zip(results) {
+                    let _ = reply.send(settle(fate, result));
+                }
+            });
+            Outcome {
+                keep: true,
+                broken,
+                deliver,
+            }
+        })
+    }
+
+    fn fail_all(&self, fate: &Fate) {
+        for p in self.take() {
+            if let Some(err) = fate.error::<M::Error>() {
+                let _ = p.reply.send(Err(err));
+            }
+        }
+    }
+}
+
+/// One queued job.
+enum Job {
+    /// A write in its own savepoint.
+    Single(Single),
+    /// Items wait in this lane: run them all (if an earlier signal has not already).
+    Merged(Arc<dyn Lane>),
+}
+
+impl Job {
+    fn fail(self, fate: &Fate) {
+        match self {
+            Job::Single(s) => (s.fail)(fate),
+            Job::Merged(lane) => lane.fail_all(fate),
+        }
+    }
+}
+
+/// Most jobs committed together.
 const MAX_BATCH: usize = 256;
+
+/// The writer task's state, for `/readyz`.
+#[derive(Default)]
+pub struct WriterHealth {
+    stopped: AtomicBool,
+    panics: AtomicU64,
+}
+
+impl WriterHealth {
+    /// True while the writer task runs.
+    pub fn is_running(&self) -> bool {
+        !self.stopped.load(Ordering::Acquire)
+    }
+
+    /// Jobs (or batches) that panicked since start; each was answered 500 and rolled back.
+    pub fn panics(&self) -> u64 {
+        self.panics.load(Ordering::Relaxed)
+    }
+}
+
+type Begin = dyn Fn(DatabaseConnection) -> BoxFuture<'static, Result<DatabaseTransaction, DbErr>>
+    + Send
+    + Sync;
 
 #[derive(Clone)]
 pub struct Writer {
     queue: mpsc::Sender<Job>,
+    health: Arc<WriterHealth>,
 }
 
 impl Writer {
     /// Starts the writer task; `begin` opens the batch transaction.
-    pub fn spawn<B>(db: DatabaseConnection, begin: B) -> Self
-    where
-        B: Fn(DatabaseConnection) -> BoxFuture<'static, Result<DatabaseTransaction, DbErr>>
-            + Send
-            + Sync
-            + 'static,
-    {
+    pub fn spawn(db: DatabaseConnection, begin: Box<Begin>) -> Self {
         let (queue, mut rx) = mpsc::channel::<Job>(8192);
+        let health = Arc::new(WriterHealth::default());
+        let task = BatchRunner {
+            db,
+            begin,
+            health: health.clone(),
+            panic_point: Failpoint::from_env("writer_job_panic"),
+        };
         tokio::spawn(async move {
-            let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
             let mut carried: Vec<Job> = Vec::new();
             loop {
-                if carried.is_empty() {
+                let mut batch = std::mem::take(&mut carried);
+                if batch.is_empty() {
                     match rx.recv().await {
                         Some(first) => batch.push(first),
                         None => break,
                     }
-                } else {
-                    batch.append(&mut carried);
                 }
                 while batch.len() < MAX_BATCH {
                     match rx.try_recv() {
@@ -133,14 +246,28 @@ impl Writer {
                         Err(_) => break,
                     }
                 }
-                carried = run_batch(&db, &begin, std::mem::take(&mut batch)).await;
+                // Supervision: a panic outside any job's savepoint loses this batch's answers
+                // (its callers see `Panicked`), never the writer.
+                match AssertUnwindSafe(task.run(batch)).catch_unwind().await {
+                    Ok(rest) => carried = rest,
+                    Err(_) => {
+                        task.health.panics.fetch_add(1, Ordering::Relaxed);
+                        error!("a write batch panicked; it was rolled back and the writer goes on");
+                    }
+                }
             }
+            task.health.stopped.store(true, Ordering::Release);
         });
-        Self { queue }
+        Self { queue, health }
     }
 
-    /// Runs `f` inside the next batch; its result arrives after the batch committed.
-    pub async fn write<T, E, F>(&self, guarded: bool, f: F) -> Result<T, E>
+    pub fn health(&self) -> &WriterHealth {
+        &self.health
+    }
+
+    /// Runs `f` inside the next batch, in its own savepoint; its result arrives after the batch
+    /// committed.
+    pub async fn write<T, E, F>(&self, f: F) -> Result<T, E>
     where
         T: Send + 'static,
         E: StoreError,
@@ -149,11 +276,12 @@ impl Writer {
             + 'static,
     {
         let (tx, rx) = oneshot::channel::<Result<T, E>>();
-        let tx = std::sync::Arc::new(std::sync::Mutex::new(Some(tx)));
-        let reject_tx = tx.clone();
-        let reject = Box::new(move |err: DbErr| {
-            if let Some(tx) = reject_tx.lock().ok().and_then(|mut t| t.take()) {
-                let _ = tx.send(Err(E::from(err)));
+        let reply = Arc::new(Mutex::new(Some(tx)));
+        let fail_reply = reply.clone();
+        let fail = Box::new(move |fate: &Fate| {
+            let tx = fail_reply.lock().ok().and_then(|mut t| t.take());
+            if let (Some(tx), Some(err)) = (tx, fate.error::<E>()) {
+                let _ = tx.send(Err(err));
             }
         });
         let run: Run = Box::new(move |txn| {
@@ -163,10 +291,10 @@ impl Writer {
                     Ok(Write::Discard(v)) => (false, Ok(v)),
                     Err(e) => (false, Err(e)),
                 };
-                let broken = matches!(&result, Err(e) if e.is_database_failure());
-                let deliver: Deliver = Box::new(move |committed| {
-                    if let Some(tx) = tx.lock().ok().and_then(|mut t| t.take()) {
-                        let _ = tx.send(settle(&committed, result));
+                let broken = matches!(&result, Err(e) if e.breaks_batch());
+                let deliver: Deliver = Box::new(move |fate| {
+                    if let Some(tx) = reply.lock().ok().and_then(|mut t| t.take()) {
+                        let _ = tx.send(settle(fate, result));
                     }
                 });
                 Outcome {
@@ -176,221 +304,141 @@ impl Writer {
                 }
             })
         });
-        let job = Job::One {
-            run,
-            reject,
-            guarded,
-        };
-        self.submit(job, rx).await
+        self.submit(Job::Single(Single { run, fail }), rx).await
     }
 
-    /// Queues `item` to be stored by `merge` together with the other items of its kind in the
-    /// next batch; the result arrives after the batch committed.
+    /// Queues `item` in `lane`, to be stored with the other items of its kind in the next batch;
+    /// the result arrives after the batch committed.
     pub async fn write_merged<M: Merge>(
         &self,
-        merge: Arc<M>,
+        lane: &Arc<MergeLane<M>>,
         item: M::Item,
     ) -> Result<M::Output, M::Error> {
         let (reply, rx) = oneshot::channel();
-        let job = Job::Merged {
-            kind: TypeId::of::<M>(),
-            item: Box::new(MergedItem { merge, item, reply }),
-            run: run_merged::<M>,
-            reject: reject_merged::<M>,
-        };
-        self.submit(job, rx).await
+        lane.pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(Pending { item, reply });
+        let lane: Arc<dyn Lane> = lane.clone();
+        self.submit(Job::Merged(lane), rx).await
     }
 
     /// Queues `job` and waits for its answer on `rx`.
-    async fn submit<T, E: From<DbErr>>(
+    async fn submit<T, E: StoreError>(
         &self,
         job: Job,
         rx: oneshot::Receiver<Result<T, E>>,
     ) -> Result<T, E> {
         if self.queue.send(job).await.is_err() {
-            return Err(E::from(DbErr::Custom("the writer has stopped".into())));
+            return Err(E::from(BatchFailure::Stopped));
         }
+        // The reply is only ever dropped unsent when the write panicked.
         rx.await
-            .unwrap_or_else(|_| Err(E::from(DbErr::Custom("the writer dropped a write".into()))))
+            .unwrap_or_else(|_| Err(E::from(BatchFailure::Panicked)))
     }
 }
 
-/// A write's answer once its batch's fate is known: its own result if the batch committed; if
-/// not, its own error, or the batch's error in place of a success that did not last.
-fn settle<T, E: From<DbErr>>(committed: &Result<(), DbErr>, result: Result<T, E>) -> Result<T, E> {
-    match (committed, result) {
-        (Ok(()), result) => result,
-        (Err(_), Err(own)) => Err(own),
-        (Err(e), Ok(_)) => Err(E::from(clone_err(e))),
-    }
+/// Runs batches on the writer's own connection.
+struct BatchRunner {
+    db: DatabaseConnection,
+    begin: Box<Begin>,
+    health: Arc<WriterHealth>,
+    panic_point: Failpoint,
 }
 
-fn downcast<M: Merge>(item: Box<dyn Any + Send>) -> MergedItem<M> {
-    *item
-        .downcast::<MergedItem<M>>()
-        .expect("merged items are grouped by their kind")
-}
-
-fn reject_merged<M: Merge>(item: Box<dyn Any + Send>, err: DbErr) {
-    let _ = downcast::<M>(item).reply.send(Err(M::Error::from(err)));
-}
-
-/// Runs a batch's items of kind `M` in one call; answers them once the batch's fate is known.
-fn run_merged<M: Merge>(
-    txn: &DatabaseTransaction,
-    items: Vec<Box<dyn Any + Send>>,
-) -> BoxFuture<'_, Outcome> {
-    Box::pin(async move {
-        let mut merge = None;
-        let mut inputs = Vec::with_capacity(items.len());
-        let mut replies = Vec::with_capacity(items.len());
-        for item in items {
-            let item = downcast::<M>(item);
-            merge.get_or_insert(item.merge);
-            inputs.push(item.item);
-            replies.push(item.reply);
-        }
-        let merge = merge.expect("a merged call has at least one item");
-        let results = merge.run(txn, inputs).await;
-        let broken = results
-            .iter()
-            .any(|r| matches!(r, Err(e) if e.is_database_failure()));
-        let deliver: Deliver = Box::new(move |committed| {
-            for (reply, result) in replies.into_iter().zip(results) {
-                let _ = reply.send(settle(&committed, result));
+impl BatchRunner {
+    /// Runs one batch; returns the jobs that did not get to run (they go into the next batch).
+    async fn run(&self, batch: Vec<Job>) -> Vec<Job> {
+        let txn = match (self.begin)(self.db.clone()).await {
+            Ok(txn) => txn,
+            Err(err) => {
+                error!(error = %err, jobs = batch.len(), "could not begin a write batch");
+                let fate = Fate::Db(err);
+                batch.into_iter().for_each(|job| job.fail(&fate));
+                return Vec::new();
             }
-        });
-        Outcome {
-            keep: true,
-            broken,
-            deliver,
-        }
-    })
-}
-
-/// Runs one batch; returns the jobs that did not get to run (they go into the next batch).
-async fn run_batch<B>(db: &DatabaseConnection, begin: &B, batch: Vec<Job>) -> Vec<Job>
-where
-    B: Fn(DatabaseConnection) -> BoxFuture<'static, Result<DatabaseTransaction, DbErr>>,
-{
-    let txn = match begin(db.clone()).await {
-        Ok(txn) => txn,
-        Err(err) => {
-            fail_all(batch, err);
-            return Vec::new();
-        }
-    };
-    let mut delivers: Vec<Deliver> = Vec::with_capacity(batch.len());
-    let mut jobs: Vec<Option<Job>> = batch.into_iter().map(Some).collect();
-    for i in 0..jobs.len() {
-        let Some(job) = jobs[i].take() else {
-            continue; // merged into an earlier item's call
         };
-        match job {
-            Job::One {
-                run,
-                reject,
-                guarded: true,
-            } => {
-                let savepoint = match txn.begin().await {
-                    Ok(sp) => sp,
-                    Err(err) => {
-                        error!(error = %err, "savepoint failed; abandoning the batch");
-                        reject(clone_err(&err));
-                        abandon(delivers, err);
-                        return rest(jobs);
-                    }
-                };
-                let outcome = run(&savepoint).await;
-                let ended = if outcome.keep {
-                    savepoint.commit().await
-                } else {
-                    savepoint.rollback().await
-                };
-                delivers.push(outcome.deliver);
-                if let Err(err) = ended {
-                    error!(error = %err, "savepoint end failed; abandoning the batch");
-                    abandon(delivers, err);
-                    return rest(jobs);
-                }
+        let mut delivers: Vec<Deliver> = Vec::with_capacity(batch.len());
+        let mut jobs = batch.into_iter();
+        while let Some(job) = jobs.next() {
+            if let Job::Merged(lane) = &job
+                && lane.is_empty()
+            {
+                continue; // an earlier signal of this lane already ran its items
             }
-            Job::One {
-                run,
-                guarded: false,
-                ..
-            } => {
-                let outcome = run(&txn).await;
-                delivers.push(outcome.deliver);
-                if outcome.broken {
-                    return give_up(txn, delivers, jobs).await;
+            let savepoint = match txn.begin().await {
+                Ok(sp) => sp,
+                Err(err) => {
+                    error!(error = %err, "savepoint failed; abandoning the batch");
+                    let fate = Fate::Db(err);
+                    job.fail(&fate);
+                    delivers.into_iter().for_each(|d| d(&fate));
+                    return jobs.collect();
                 }
+            };
+            let outcome = self.run_job(job, &savepoint).await;
+            let (keep, broken) = outcome
+                .as_ref()
+                .map_or((false, false), |o| (o.keep, o.broken));
+            delivers.extend(outcome.map(|o| o.deliver));
+            if broken {
+                // The connection failed mid-write: what this batch did is unknown, so none of
+                // it is kept and nobody is told it was. The jobs that did not run go next.
+                let _ = savepoint.rollback().await;
+                let _ = txn.rollback().await;
+                let fate = Fate::Batch(BatchFailure::RolledBack);
+                delivers.into_iter().for_each(|d| d(&fate));
+                return jobs.collect();
             }
-            Job::Merged {
-                kind, item, run, ..
-            } => {
-                let mut items = vec![item];
-                for slot in jobs.iter_mut().skip(i + 1) {
-                    if matches!(slot, Some(Job::Merged { kind: k, .. }) if *k == kind)
-                        && let Some(Job::Merged { item, .. }) = slot.take()
-                    {
-                        items.push(item);
-                    }
-                }
-                let outcome = run(&txn, items).await;
-                delivers.push(outcome.deliver);
-                if outcome.broken {
-                    return give_up(txn, delivers, jobs).await;
-                }
+            let ended = if keep {
+                savepoint.commit().await
+            } else {
+                savepoint.rollback().await
+            };
+            if let Err(err) = ended {
+                error!(error = %err, "savepoint end failed; abandoning the batch");
+                let fate = Fate::Db(err);
+                delivers.into_iter().for_each(|d| d(&fate));
+                return jobs.collect();
             }
         }
+        let fate = match txn.commit().await {
+            Ok(()) => Fate::Committed,
+            Err(err) => Fate::Db(err),
+        };
+        delivers.into_iter().for_each(|d| d(&fate));
+        Vec::new()
     }
-    match txn.commit().await {
-        Ok(()) => delivers.into_iter().for_each(|d| d(Ok(()))),
-        Err(err) => abandon(delivers, err),
-    }
-    Vec::new()
-}
 
-/// The database failed mid-write: what this batch did is unknown, so none of it is kept and
-/// nobody is told it was. The jobs that did not run go into the next batch.
-async fn give_up(
-    txn: DatabaseTransaction,
-    delivers: Vec<Deliver>,
-    jobs: Vec<Option<Job>>,
-) -> Vec<Job> {
-    let _ = txn.rollback().await;
-    abandon(delivers, DbErr::Custom(BATCH_ROLLED_BACK.into()));
-    rest(jobs)
-}
-
-fn rest(jobs: Vec<Option<Job>>) -> Vec<Job> {
-    jobs.into_iter().flatten().collect()
-}
-
-fn abandon(delivers: Vec<Deliver>, err: DbErr) {
-    for d in delivers {
-        d(Err(clone_err(&err)));
-    }
-}
-
-/// The batch could not start: every caller gets the error; nothing ran.
-fn fail_all(batch: Vec<Job>, err: DbErr) {
-    error!(error = %err, jobs = batch.len(), "could not begin a write batch");
-    for job in batch {
-        match job {
-            Job::One { reject, .. } => reject(clone_err(&err)),
-            Job::Merged { item, reject, .. } => reject(item, clone_err(&err)),
+    /// Runs one job in `savepoint`. `None` when it panicked: it was answered `Panicked` (a
+    /// single write) or its callers see their replies dropped (a merged call), and the
+    /// savepoint is rolled back by the caller like any refused write.
+    async fn run_job(&self, job: Job, savepoint: &DatabaseTransaction) -> Option<Outcome> {
+        let ran = match job {
+            Job::Single(Single { run, fail }) => {
+                let panic_now = self.panic_point.fire();
+                let ran = AssertUnwindSafe(async move {
+                    if panic_now {
+                        panic!("failpoint writer_job_panic");
+                    }
+                    run(savepoint).await
+                })
+                .catch_unwind()
+                .await;
+                if ran.is_err() {
+                    fail(&Fate::Batch(BatchFailure::Panicked));
+                }
+                ran
+            }
+            Job::Merged(lane) => AssertUnwindSafe(lane.run(savepoint)).catch_unwind().await,
+        };
+        match ran {
+            Ok(outcome) => Some(outcome),
+            Err(_) => {
+                self.health.panics.fetch_add(1, Ordering::Relaxed);
+                error!("a write panicked; it was rolled back and the writer goes on");
+                None
+            }
         }
-    }
-}
-
-/// `DbErr` is not `Clone`; keep the variant that matters for classification.
-fn clone_err(err: &DbErr) -> DbErr {
-    match err {
-        DbErr::Conn(e) => DbErr::Conn(e.clone()),
-        DbErr::Exec(e) => DbErr::Exec(e.clone()),
-        DbErr::Query(e) => DbErr::Query(e.clone()),
-        DbErr::ConnectionAcquire(e) => DbErr::ConnectionAcquire(*e),
-        other => DbErr::Custom(other.to_string()),
     }
 }

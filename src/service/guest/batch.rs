@@ -1,0 +1,298 @@
+//! Guest appends merged by the SQLite group-commit writer: every append waiting in a batch goes
+//! to one [`GuestAppends::run`] call, which stores them with a handful of statements instead of
+//! three or four each. Same rules as the one-at-a-time path ([`super::single::append_in`]), from
+//! [`super::rules`].
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Duration, Utc};
+use entity::{cache_content_mapping, conversation_cache, message_cache};
+use sea_orm::{
+    ColumnTrait, Condition, DatabaseTransaction, DbErr, EntityTrait, IntoActiveModel, QueryFilter,
+    TransactionTrait,
+    sea_query::{CaseStatement, Expr, ExprTrait},
+};
+use tracing::warn;
+
+use super::{
+    NewMessage, Stored, rules,
+    single::append_in,
+    sql::{mapping_row, message_row, moved_expiry, new_conversation, retry_probe, to_cached},
+};
+use crate::{
+    service::{ServiceError, clock::now},
+    store::{BoxFuture, Merge, Write},
+};
+
+/// The merged kind of guest appends.
+pub struct GuestAppends {
+    pub(super) retention: Duration,
+}
+
+/// One guest append waiting for the writer.
+pub struct AppendItem {
+    pub(super) guest_id: String,
+    /// The request carried a token verified for `guest_id`.
+    pub(super) has_token: bool,
+    pub(super) msg: NewMessage,
+}
+
+impl Merge for GuestAppends {
+    type Item = AppendItem;
+    type Output = Stored;
+    type Error = ServiceError;
+
+    fn run<'a>(
+        &'a self,
+        txn: &'a DatabaseTransaction,
+        items: Vec<AppendItem>,
+    ) -> BoxFuture<'a, Vec<Result<Stored, ServiceError>>> {
+        Box::pin(async move {
+            let mut results: Vec<Option<Result<Stored, ServiceError>>> =
+                items.iter().map(|_| None).collect();
+            // The common case together, in a savepoint so that a failure leaves nothing behind.
+            match txn.begin().await {
+                Ok(savepoint) => match append_many(&savepoint, &items, self.retention).await {
+                    Ok(done) => match savepoint.commit().await {
+                        Ok(()) => done.into_iter().for_each(|(i, r)| results[i] = Some(r)),
+                        Err(err) => warn!(error = %err, "merged guest appends not kept"),
+                    },
+                    Err(err) => {
+                        warn!(error = %err, "merged guest appends failed; storing one by one");
+                        let _ = savepoint.rollback().await;
+                    }
+                },
+                Err(err) => warn!(error = %err, "savepoint for merged guest appends failed"),
+            }
+            // The rest (writes to migrated guests, or all after a failed merge) one by one, each
+            // in its own savepoint: one failing write never takes the others with it.
+            let mut answers = Vec::with_capacity(items.len());
+            for (item, result) in items.into_iter().zip(results) {
+                answers.push(match result {
+                    Some(result) => result,
+                    None => append_alone(txn, item, self.retention).await,
+                });
+            }
+            answers
+        })
+    }
+}
+
+/// One item through the one-at-a-time path, inside a savepoint of the batch.
+async fn append_alone(
+    txn: &DatabaseTransaction,
+    item: AppendItem,
+    retention: Duration,
+) -> Result<Stored, ServiceError> {
+    let savepoint = txn.begin().await?;
+    let result = append_in(
+        &savepoint,
+        item.guest_id,
+        item.has_token,
+        item.msg,
+        retention,
+    )
+    .await;
+    match result {
+        Ok(Write::Commit(stored)) => {
+            savepoint.commit().await?;
+            Ok(stored)
+        }
+        Ok(Write::Discard(stored)) => {
+            savepoint.rollback().await?;
+            Ok(stored)
+        }
+        Err(err) => {
+            let _ = savepoint.rollback().await;
+            Err(err)
+        }
+    }
+}
+
+/// A guest conversation as a merged batch changes it.
+struct Batched {
+    /// The row with this batch's changes applied.
+    row: conversation_cache::Model,
+    /// Claimed in this batch: inserted rather than updated.
+    is_new: bool,
+    /// This batch stored messages in it.
+    written: bool,
+    /// This batch gave it its title.
+    titled: bool,
+}
+
+impl Batched {
+    fn new(row: conversation_cache::Model, is_new: bool) -> Self {
+        Self {
+            row,
+            is_new,
+            written: false,
+            titled: false,
+        }
+    }
+}
+
+/// Stores the items: one query for the conversations, one for what the items could repeat, one
+/// multi-row `INSERT` for conversations claimed here, one `UPDATE` for every other counter, and
+/// one multi-row `INSERT` each for the messages and their ledger rows. The writer holds SQLite's
+/// write lock for the whole batch, so rows read here cannot change underneath. Returns
+/// `(index, result)` for the items it decided; writes to migrated guests are left to
+/// [`append_in`].
+async fn append_many(
+    txn: &DatabaseTransaction,
+    items: &[AppendItem],
+    retention: Duration,
+) -> Result<Vec<(usize, Result<Stored, ServiceError>)>, DbErr> {
+    let now = now();
+    let mut guest_ids: Vec<&str> = items.iter().map(|i| i.guest_id.as_str()).collect();
+    guest_ids.sort_unstable();
+    guest_ids.dedup();
+    if guest_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut guests: HashMap<String, Batched> = conversation_cache::Entity::find()
+        .filter(conversation_cache::Column::GuestId.is_in(guest_ids))
+        .all(txn)
+        .await?
+        .into_iter()
+        .map(|row| (row.guest_id.clone(), Batched::new(row, false)))
+        .collect();
+    let probes: Vec<Condition> = items
+        .iter()
+        .filter(|i| i.has_token)
+        .filter_map(|i| retry_probe(guests.get(&i.guest_id)?.row.id, &i.msg))
+        .collect();
+    let mut earlier = if probes.is_empty() {
+        Vec::new()
+    } else {
+        let any = probes.into_iter().fold(Condition::any(), Condition::add);
+        message_cache::Entity::find().filter(any).all(txn).await?
+    };
+    let mut done = Vec::with_capacity(items.len());
+    let mut rows = Vec::with_capacity(items.len());
+    let mut ledger = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        let held = guests.contains_key(&item.guest_id);
+        if let Err(err) = rules::check_write_access(held, item.has_token) {
+            done.push((i, Err(err)));
+            continue;
+        }
+        let guest = guests.entry(item.guest_id.clone()).or_insert_with(|| {
+            // Nobody holds this id: this write claims it, as the one-at-a-time path would.
+            Batched::new(
+                new_conversation(&item.guest_id, now, retention, 0, None),
+                true,
+            )
+        });
+        if guest.row.main_conversation_id.is_some() {
+            continue; // read-only: the one-at-a-time path gives the answer (409)
+        }
+        let mine = earlier.iter().filter(|m| m.conversation_id == guest.row.id);
+        match rules::repeated(mine, &item.msg) {
+            Some(Ok(original)) => {
+                let stored = Stored {
+                    message: to_cached(original),
+                    claimed: false,
+                    duplicate: true,
+                };
+                done.push((i, Ok(stored)));
+                continue;
+            }
+            Some(Err(err)) => {
+                done.push((i, Err(err)));
+                continue;
+            }
+            None => {}
+        }
+        guest.row.message_count += 1;
+        guest.written = true;
+        if guest.row.title.is_none()
+            && let Some(title) = rules::first_title(&item.msg)
+        {
+            guest.row.title = Some(title);
+            guest.titled = true;
+        }
+        let row = message_row(guest.row.id, guest.row.message_count, item.msg.clone(), now);
+        ledger.push(mapping_row(&row, item.guest_id.clone(), now));
+        let stored = Stored {
+            message: to_cached(&row),
+            claimed: !held,
+            duplicate: false,
+        };
+        done.push((i, Ok(stored)));
+        if row.idempotency_key.is_some() || row.client_timestamp.is_some() {
+            earlier.push(row.clone());
+        }
+        rows.push(row.into_active_model());
+    }
+    if rows.is_empty() {
+        return Ok(done);
+    }
+    // Batches are at most the writer's MAX_BATCH items: well under SQLite's variable limit.
+    let (new, known): (Vec<&Batched>, Vec<&Batched>) = guests
+        .values()
+        .filter(|g| g.written)
+        .partition(|g| g.is_new);
+    if !new.is_empty() {
+        // Inserted with their final count and title; before their messages (foreign key).
+        conversation_cache::Entity::insert_many(
+            new.iter().map(|g| g.row.clone().into_active_model()),
+        )
+        .exec_without_returning(txn)
+        .await?;
+    }
+    if !known.is_empty() {
+        update_counters(txn, &known, now, retention).await?;
+    }
+    message_cache::Entity::insert_many(rows)
+        .exec_without_returning(txn)
+        .await?;
+    cache_content_mapping::Entity::insert_many(ledger)
+        .exec_without_returning(txn)
+        .await?;
+    Ok(done)
+}
+
+/// One `UPDATE` for the counters, access times, expiries (moved only when they lag, the same
+/// rule as a single append) and first titles of the stored conversations a batch wrote to.
+async fn update_counters(
+    txn: &DatabaseTransaction,
+    written: &[&Batched],
+    now: DateTime<Utc>,
+    retention: Duration,
+) -> Result<(), DbErr> {
+    let id = || Expr::col(conversation_cache::Column::Id);
+    let counts = written
+        .iter()
+        .fold(CaseStatement::new(), |case, g| {
+            case.case(id().eq(g.row.id), g.row.message_count)
+        })
+        .finally(Expr::col(conversation_cache::Column::MessageCount));
+    let mut update = conversation_cache::Entity::update_many()
+        .col_expr(conversation_cache::Column::MessageCount, counts.into())
+        .col_expr(conversation_cache::Column::AccessedAt, Expr::value(now));
+    if written
+        .iter()
+        .any(|g| rules::expiry_is_stale(g.row.expires_at, now, retention))
+    {
+        update = update.col_expr(
+            conversation_cache::Column::ExpiresAt,
+            moved_expiry(now, retention),
+        );
+    }
+    let titled: Vec<&&Batched> = written.iter().filter(|g| g.titled).collect();
+    if !titled.is_empty() {
+        let case = titled
+            .into_iter()
+            .fold(CaseStatement::new(), |case, g| {
+                case.case(id().eq(g.row.id), g.row.title.clone())
+            })
+            .finally(Expr::col(conversation_cache::Column::Title));
+        update = update.col_expr(conversation_cache::Column::Title, case.into());
+    }
+    update
+        .filter(conversation_cache::Column::Id.is_in(written.iter().map(|g| g.row.id)))
+        .exec(txn)
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,279 @@
+//! The rules of a stored message, each written once and called by every path that needs it: what
+//! a valid guest id and message are (guest and account writes), who may write to a guest id,
+//! when a guest's expiry moves, what a first title is, and when a write repeats a stored message.
+
+use chrono::{DateTime, Duration, Utc};
+
+use super::NewMessage;
+use crate::service::{ErrorCode, ServiceError};
+
+pub const ROLES: [&str; 3] = ["user", "assistant", "system"];
+pub const CONTENT_TYPES: [&str; 3] = ["text", "markdown", "json"];
+const TITLE_CHARS: usize = 80;
+/// How far a guest conversation's stored expiry may lag behind "last write + retention" before a
+/// write moves it (the expiry is indexed: moving it on every message costs a B-tree write each).
+const EXPIRY_SLACK: Duration = Duration::hours(1);
+
+/// The rules for a guest id: `^[A-Za-z0-9_-]{1,128}$`.
+pub fn validate_guest_id(guest_id: &str) -> Result<(), ServiceError> {
+    let ok = (1..=128).contains(&guest_id.len())
+        && guest_id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if ok {
+        Ok(())
+    } else {
+        Err(ServiceError::invalid(
+            ErrorCode::InvalidGuestId,
+            "guest id must be 1-128 characters of A-Z, a-z, 0-9, '_' or '-'",
+        ))
+    }
+}
+
+/// The rules every stored message follows, guest or account.
+pub fn validate_message(msg: &NewMessage, max_message_bytes: usize) -> Result<(), ServiceError> {
+    if !ROLES.contains(&msg.role.as_str()) {
+        return Err(ServiceError::invalid(
+            ErrorCode::InvalidRole,
+            "role must be one of user, assistant, system",
+        ));
+    }
+    if msg.content.len() > max_message_bytes {
+        return Err(ServiceError::TooLarge {
+            size: msg.content.len(),
+            max: max_message_bytes,
+        });
+    }
+    if msg.content.trim().is_empty() {
+        return Err(ServiceError::invalid(
+            ErrorCode::ContentEmpty,
+            "content must not be empty",
+        ));
+    }
+    if msg.content.contains('\0') {
+        return Err(ServiceError::invalid(
+            ErrorCode::ContentInvalid,
+            "content must not contain U+0000",
+        ));
+    }
+    if let Some(ct) = &msg.content_type
+        && !CONTENT_TYPES.contains(&ct.as_str())
+    {
+        return Err(ServiceError::invalid(
+            ErrorCode::InvalidContentType,
+            "content_type must be one of text, markdown, json",
+        ));
+    }
+    if msg.tokens.is_some_and(|t| t < 0) {
+        return Err(ServiceError::invalid(
+            ErrorCode::InvalidTokens,
+            "tokens must be 0 or more",
+        ));
+    }
+    if let Some(key) = &msg.idempotency_key {
+        let ok = (1..=255).contains(&key.len()) && key.bytes().all(|b| b.is_ascii_graphic());
+        if !ok {
+            return Err(ServiceError::invalid(
+                ErrorCode::InvalidIdempotencyKey,
+                "Idempotency-Key must be 1-255 visible ASCII characters",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Who may write to a guest id: anyone while nobody holds it (the write claims it), only a
+/// holder of its token once it is held. `held`: the id has a conversation; `has_token`: the
+/// request carried a token that was verified for this id.
+pub fn check_write_access(held: bool, has_token: bool) -> Result<(), ServiceError> {
+    if held && !has_token {
+        Err(ServiceError::GuestTokenRequired)
+    } else {
+        Ok(())
+    }
+}
+
+/// When a guest written to at `now` expires.
+pub fn expiry(now: DateTime<Utc>, retention: Duration) -> DateTime<Utc> {
+    now + retention
+}
+
+/// A stored expiry before this instant is moved to [`expiry`] by a write at `now`; a later one
+/// is left alone (it lags by less than an hour).
+pub fn expiry_floor(now: DateTime<Utc>, retention: Duration) -> DateTime<Utc> {
+    expiry(now, retention) - EXPIRY_SLACK
+}
+
+/// True when a write at `now` must move the stored expiry `stored`.
+pub fn expiry_is_stale(
+    stored: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+    retention: Duration,
+) -> bool {
+    stored.is_none_or(|at| at < expiry_floor(now, retention))
+}
+
+/// A title from the first user message: its first line, at most 80 characters.
+pub fn title_from(content: &str) -> String {
+    let line = content.trim().lines().next().unwrap_or_default().trim();
+    let mut title: String = line.chars().take(TITLE_CHARS).collect();
+    if line.chars().count() > TITLE_CHARS {
+        title.push('…');
+    }
+    title
+}
+
+/// The title a message gives a conversation that has none: user messages only.
+pub fn first_title(msg: &NewMessage) -> Option<String> {
+    (msg.role == "user").then(|| title_from(&msg.content))
+}
+
+/// A stored message as retry detection sees it (guest cache rows and account rows alike).
+pub trait StoredMessage {
+    fn role(&self) -> &str;
+    fn content(&self) -> &str;
+    fn idempotency_key(&self) -> Option<&str>;
+    fn client_timestamp(&self) -> Option<DateTime<Utc>>;
+}
+
+/// What identifies the stored message a write could repeat; `None` when it cannot repeat any.
+/// Without a timestamp or key, the same words twice are two messages.
+pub enum RetryKey<'a> {
+    /// The `Idempotency-Key` header: the stored message with this key.
+    Key(&'a str),
+    /// Role, content (found by its MD5, decided on the text) and client timestamp.
+    Same {
+        role: &'a str,
+        content_md5: String,
+        timestamp: DateTime<Utc>,
+    },
+}
+
+/// How to look up the stored messages `msg` could repeat (the caller turns it into a query).
+pub fn retry_key(msg: &NewMessage) -> Option<RetryKey<'_>> {
+    if let Some(key) = &msg.idempotency_key {
+        return Some(RetryKey::Key(key));
+    }
+    Some(RetryKey::Same {
+        role: &msg.role,
+        content_md5: crate::service::digest::md5_hex(&msg.content),
+        timestamp: msg.timestamp?,
+    })
+}
+
+/// Which of `candidates` `msg` repeats: the one with its `Idempotency-Key` (an error if that one
+/// holds other words), else one with the same role, content and client timestamp.
+pub fn repeated<'a, M: StoredMessage>(
+    candidates: impl IntoIterator<Item = &'a M>,
+    msg: &NewMessage,
+) -> Option<Result<&'a M, ServiceError>> {
+    let mut candidates = candidates.into_iter();
+    if let Some(key) = &msg.idempotency_key {
+        return candidates
+            .find(|m| m.idempotency_key() == Some(key.as_str()))
+            .map(|found| {
+                if found.role() == msg.role && found.content() == msg.content {
+                    Ok(found)
+                } else {
+                    Err(ServiceError::IdempotencyKeyReused)
+                }
+            });
+    }
+    let timestamp = msg.timestamp?;
+    candidates
+        .find(|m| {
+            m.client_timestamp() == Some(timestamp)
+                && m.role() == msg.role
+                && m.content() == msg.content
+        })
+        .map(Ok)
+}
+
+macro_rules! stored_message {
+    ($model:ty) => {
+        impl StoredMessage for $model {
+            fn role(&self) -> &str {
+                &self.role
+            }
+            fn content(&self) -> &str {
+                &self.content
+            }
+            fn idempotency_key(&self) -> Option<&str> {
+                self.idempotency_key.as_deref()
+            }
+            fn client_timestamp(&self) -> Option<DateTime<Utc>> {
+                self.client_timestamp
+            }
+        }
+    };
+}
+
+stored_message!(entity::message_cache::Model);
+stored_message!(entity::messages::Model);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn msg(role: &str, content: &str) -> NewMessage {
+        NewMessage {
+            role: role.into(),
+            content: content.into(),
+            timestamp: None,
+            tokens: None,
+            content_type: None,
+            idempotency_key: None,
+        }
+    }
+
+    #[test]
+    fn guest_ids_follow_the_documented_pattern() {
+        assert!(validate_guest_id("test-guest-001").is_ok());
+        assert!(validate_guest_id(&"a".repeat(128)).is_ok());
+        assert!(validate_guest_id(&"a".repeat(129)).is_err());
+        assert!(validate_guest_id("").is_err());
+        assert!(validate_guest_id("a b").is_err());
+        assert!(validate_guest_id("é").is_err());
+    }
+
+    #[test]
+    fn titles_take_the_first_line_and_cut_long_ones() {
+        assert_eq!(title_from("  Hello there\nsecond line"), "Hello there");
+        let long = "x".repeat(200);
+        assert_eq!(title_from(&long).chars().count(), TITLE_CHARS + 1);
+        assert_eq!(first_title(&msg("assistant", "hi")), None);
+    }
+
+    #[test]
+    fn a_held_id_needs_its_token() {
+        assert!(check_write_access(false, false).is_ok());
+        assert!(check_write_access(true, true).is_ok());
+        assert!(matches!(
+            check_write_access(true, false),
+            Err(ServiceError::GuestTokenRequired)
+        ));
+    }
+
+    #[test]
+    fn the_expiry_moves_only_when_it_lags_by_more_than_the_slack() {
+        let now = crate::service::clock::now();
+        let retention = Duration::days(7);
+        assert!(expiry_is_stale(None, now, retention));
+        assert!(!expiry_is_stale(Some(now + retention), now, retention));
+        assert!(!expiry_is_stale(
+            Some(now + retention - Duration::minutes(59)),
+            now,
+            retention
+        ));
+        assert!(expiry_is_stale(
+            Some(now + retention - Duration::minutes(61)),
+            now,
+            retention
+        ));
+    }
+
+    #[test]
+    fn equal_words_without_a_timestamp_or_key_are_not_a_retry() {
+        assert!(retry_key(&msg("user", "ok")).is_none());
+    }
+}

@@ -1,0 +1,83 @@
+//! One guest append in its own transaction (PostgreSQL, and the SQLite writer's fallback for what
+//! a merged batch leaves to it): claim the id or bump the conversation's counter (which also locks
+//! its row), apply the rules, detect a retry, store the message and its ledger row.
+
+use chrono::Duration;
+use entity::{cache_content_mapping, message_cache};
+use sea_orm::{DatabaseTransaction, EntityTrait, IntoActiveModel};
+
+use super::{
+    NewMessage, Stored, rules,
+    sql::{
+        bump, claim, find_conversation, find_retry, mapping_row, message_row, to_cached, unbump,
+    },
+};
+use crate::{
+    service::{ServiceError, clock::now},
+    store::Write,
+};
+
+/// Stores `msg` for `guest_id`. `has_token`: the request carried a token already verified for
+/// this id. On `Err` or `Write::Discard` it leaves nothing behind (a bump is undone).
+pub(super) async fn append_in(
+    txn: &DatabaseTransaction,
+    guest_id: String,
+    has_token: bool,
+    msg: NewMessage,
+    retention: Duration,
+) -> Result<Write<Stored>, ServiceError> {
+    let now = now();
+    let title = rules::first_title(&msg);
+    let (conversation, claimed) = if has_token {
+        match bump(txn, &guest_id, now, retention, title.clone()).await? {
+            Some(found) => (found, false),
+            None => match find_conversation(txn, &guest_id).await? {
+                Some(found) => {
+                    let conversation_id = found
+                        .main_conversation_id
+                        .ok_or_else(|| ServiceError::Internal("guest row not bumped".into()))?;
+                    return Err(ServiceError::GuestMigrated { conversation_id });
+                }
+                // A valid token for an id with no conversation (e.g. after an erase): claim it.
+                None => match claim(txn, &guest_id, now, retention, title.clone()).await? {
+                    Some(created) => (created, true),
+                    None => {
+                        let bumped = bump(txn, &guest_id, now, retention, title).await?;
+                        (bumped.ok_or(ServiceError::GuestNotFound)?, false)
+                    }
+                },
+            },
+        }
+    } else {
+        // Without a token the only way in is claiming an id nobody holds.
+        let created = claim(txn, &guest_id, now, retention, title).await?;
+        rules::check_write_access(created.is_none(), has_token)?;
+        let created = created.ok_or_else(|| ServiceError::Internal("claim not found".into()))?;
+        (created, true)
+    };
+    if !claimed {
+        let retry = find_retry(txn, conversation.id, &msg).await;
+        if !matches!(retry, Ok(None)) {
+            unbump(txn, conversation.id).await?;
+        }
+        if let Some(original) = retry? {
+            return Ok(Write::Discard(Stored {
+                message: original,
+                claimed: false,
+                duplicate: true,
+            }));
+        }
+    }
+    let row = message_row(conversation.id, conversation.message_count, msg, now);
+    message_cache::Entity::insert(row.clone().into_active_model())
+        .exec_without_returning(txn)
+        .await?;
+    cache_content_mapping::Entity::insert(mapping_row(&row, guest_id, now))
+        .exec_without_returning(txn)
+        .await?;
+    Ok(Write::Commit(Stored {
+        message: to_cached(&row),
+        claimed,
+        duplicate: false,
+    }))
+}

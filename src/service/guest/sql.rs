@@ -1,0 +1,284 @@
+//! The SQL a guest write is made of: rows as they are stored (conversation, message, ledger), and
+//! the statements both append paths and erasure use (claim, bump, unbump, find, erase, retry
+//! lookup). The rules they apply come from [`super::rules`].
+
+use chrono::{DateTime, Duration, Utc};
+use entity::{cache_content_mapping, conversation_cache, message_cache, usage_metrics};
+use sea_orm::{
+    ActiveValue::Set,
+    ColumnTrait, Condition, ConnectionTrait, DatabaseTransaction, EntityTrait, IntoActiveModel,
+    QueryFilter,
+    sea_query::{CaseStatement, Expr, ExprTrait, Func, OnConflict, Query, SimpleExpr},
+};
+use uuid::Uuid;
+
+use super::{
+    NewMessage,
+    rules::{self, RetryKey},
+};
+use crate::{
+    hot::CachedMessage,
+    service::{
+        ServiceError,
+        clock::rfc3339,
+        digest::{md5_hex, sha256_hex},
+    },
+    store::Write,
+};
+
+const MIGRATION_VERSION: &str = "1.0";
+
+/// A guest's new conversation as it will be stored.
+pub(super) fn new_conversation(
+    guest_id: &str,
+    now: DateTime<Utc>,
+    retention: Duration,
+    message_count: i64,
+    title: Option<String>,
+) -> conversation_cache::Model {
+    conversation_cache::Model {
+        id: Uuid::now_v7(),
+        user_id: guest_id.to_string(),
+        platform: "guest".into(),
+        title,
+        conversation_hash: sha256_hex(guest_id),
+        message_count,
+        migration_version: MIGRATION_VERSION.into(),
+        created_at: now,
+        accessed_at: now,
+        expires_at: Some(rules::expiry(now, retention)),
+        guest_id: guest_id.to_string(),
+        main_conversation_id: None,
+    }
+}
+
+/// The `message_cache` row for `msg` at `sequence`.
+pub(super) fn message_row(
+    conversation_id: Uuid,
+    sequence: i64,
+    msg: NewMessage,
+    now: DateTime<Utc>,
+) -> message_cache::Model {
+    message_cache::Model {
+        id: Uuid::now_v7(),
+        conversation_id,
+        role: msg.role,
+        message_hash: md5_hex(&msg.content),
+        content: msg.content,
+        tokens: msg.tokens,
+        sequence,
+        is_edited: false,
+        quality_score: None,
+        migration_version: MIGRATION_VERSION.into(),
+        client_timestamp: msg.timestamp,
+        created_at: now,
+        updated_at: now,
+        content_type: msg.content_type.unwrap_or_else(|| "text".into()),
+        idempotency_key: msg.idempotency_key,
+    }
+}
+
+/// The ledger row recording that `row` is in the cache tables and not yet in the main ones.
+pub(super) fn mapping_row(
+    row: &message_cache::Model,
+    guest_id: String,
+    now: DateTime<Utc>,
+) -> cache_content_mapping::ActiveModel {
+    cache_content_mapping::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        cache_type: Set("message".into()),
+        cache_id: Set(row.id),
+        user_id: Set(guest_id),
+        content_hash: Set(row.message_hash.clone()),
+        main_id: Set(None),
+        is_synced: Set(false),
+        synced_at: Set(None),
+        created_at: Set(now),
+    }
+}
+
+/// A stored row as the hot cache and the API see it.
+pub(super) fn to_cached(row: &message_cache::Model) -> CachedMessage {
+    CachedMessage {
+        id: row.id,
+        conversation_id: row.conversation_id,
+        sequence: row.sequence,
+        role: row.role.clone(),
+        content: row.content.clone(),
+        timestamp: rfc3339(row.client_timestamp.unwrap_or(row.created_at)),
+        content_type: row.content_type.clone(),
+        tokens: row.tokens,
+        created_at: rfc3339(row.created_at),
+    }
+}
+
+/// Creates the guest's conversation holding its first message; `None` if the id is taken.
+pub(super) async fn claim(
+    txn: &DatabaseTransaction,
+    guest_id: &str,
+    now: DateTime<Utc>,
+    retention: Duration,
+    title: Option<String>,
+) -> Result<Option<conversation_cache::Model>, ServiceError> {
+    let row = new_conversation(guest_id, now, retention, 1, title).into_active_model();
+    let inserted = conversation_cache::Entity::insert(row)
+        .on_conflict(
+            OnConflict::column(conversation_cache::Column::GuestId)
+                .do_nothing()
+                .to_owned(),
+        )
+        .exec_without_returning(txn)
+        .await?;
+    if inserted == 0 {
+        return Ok(None);
+    }
+    find_conversation(txn, guest_id).await
+}
+
+/// `ExpiresAt` as a write at `now` leaves it: moved only when [`rules::expiry_is_stale`].
+pub(super) fn moved_expiry(now: DateTime<Utc>, retention: Duration) -> SimpleExpr {
+    let column = || Expr::col(conversation_cache::Column::ExpiresAt);
+    CaseStatement::new()
+        .case(
+            column()
+                .is_null()
+                .or(column().lt(rules::expiry_floor(now, retention))),
+            Expr::value(Some(rules::expiry(now, retention))),
+        )
+        .finally(column())
+        .into()
+}
+
+/// `message_count + 1` (and access time, expiry, first title) on the guest's open conversation,
+/// returning the row as it is now (which also locks it); `None` when the guest has no open
+/// conversation (none yet, or migrated).
+pub(super) async fn bump(
+    txn: &DatabaseTransaction,
+    guest_id: &str,
+    now: DateTime<Utc>,
+    retention: Duration,
+    title: Option<String>,
+) -> Result<Option<conversation_cache::Model>, ServiceError> {
+    let mut update = conversation_cache::Entity::update_many()
+        .col_expr(
+            conversation_cache::Column::MessageCount,
+            Expr::col(conversation_cache::Column::MessageCount).add(1),
+        )
+        .col_expr(conversation_cache::Column::AccessedAt, Expr::value(now))
+        .col_expr(
+            conversation_cache::Column::ExpiresAt,
+            moved_expiry(now, retention),
+        );
+    if let Some(title) = title {
+        update = update.col_expr(
+            conversation_cache::Column::Title,
+            Func::coalesce([
+                Expr::col(conversation_cache::Column::Title),
+                Expr::value(title),
+            ])
+            .into(),
+        );
+    }
+    let rows = update
+        .filter(conversation_cache::Column::GuestId.eq(guest_id))
+        .filter(conversation_cache::Column::MainConversationId.is_null())
+        .exec_with_returning(txn)
+        .await?;
+    Ok(rows.into_iter().next())
+}
+
+/// Undoes [`bump`]'s counter step (a retry or a refused write stores nothing).
+pub(super) async fn unbump(
+    txn: &DatabaseTransaction,
+    conversation_id: Uuid,
+) -> Result<(), ServiceError> {
+    conversation_cache::Entity::update_many()
+        .col_expr(
+            conversation_cache::Column::MessageCount,
+            Expr::col(conversation_cache::Column::MessageCount).sub(1),
+        )
+        .filter(conversation_cache::Column::Id.eq(conversation_id))
+        .exec(txn)
+        .await?;
+    Ok(())
+}
+
+pub(super) async fn find_conversation<C: ConnectionTrait>(
+    db: &C,
+    guest_id: &str,
+) -> Result<Option<conversation_cache::Model>, ServiceError> {
+    Ok(conversation_cache::Entity::find()
+        .filter(conversation_cache::Column::GuestId.eq(guest_id))
+        .one(db)
+        .await?)
+}
+
+/// The stored messages of `conversation_id` that `msg` could repeat, as a filter; `None` when it
+/// cannot repeat any (see [`rules::retry_key`]).
+pub(super) fn retry_probe(conversation_id: Uuid, msg: &NewMessage) -> Option<Condition> {
+    let same_conversation = message_cache::Column::ConversationId.eq(conversation_id);
+    Some(match rules::retry_key(msg)? {
+        RetryKey::Key(key) => Condition::all()
+            .add(same_conversation)
+            .add(message_cache::Column::IdempotencyKey.eq(key)),
+        RetryKey::Same {
+            role,
+            content_md5,
+            timestamp,
+        } => Condition::all()
+            .add(same_conversation)
+            .add(message_cache::Column::Role.eq(role))
+            .add(message_cache::Column::MessageHash.eq(content_md5))
+            .add(message_cache::Column::ClientTimestamp.eq(timestamp)),
+    })
+}
+
+/// The stored message this write repeats, if any (see [`rules::repeated`]).
+pub(super) async fn find_retry(
+    txn: &DatabaseTransaction,
+    conversation_id: Uuid,
+    msg: &NewMessage,
+) -> Result<Option<CachedMessage>, ServiceError> {
+    let Some(probe) = retry_probe(conversation_id, msg) else {
+        return Ok(None);
+    };
+    let candidates = message_cache::Entity::find().filter(probe).all(txn).await?;
+    rules::repeated(&candidates, msg)
+        .transpose()
+        .map(|found| found.map(to_cached))
+}
+
+/// Deletes the guest's ledger rows, messages, conversation and counters.
+pub(super) async fn erase_in(
+    txn: &DatabaseTransaction,
+    guest_id: String,
+) -> Result<Write<()>, ServiceError> {
+    let conversation = find_conversation(txn, &guest_id)
+        .await?
+        .ok_or(ServiceError::GuestNotFound)?;
+    if let Some(conversation_id) = conversation.main_conversation_id {
+        return Err(ServiceError::GuestMigrated { conversation_id });
+    }
+    let message_ids = Query::select()
+        .column(message_cache::Column::Id)
+        .from(message_cache::Entity)
+        .and_where(Expr::col(message_cache::Column::ConversationId).eq(conversation.id))
+        .to_owned();
+    cache_content_mapping::Entity::delete_many()
+        .filter(cache_content_mapping::Column::CacheType.eq("message"))
+        .filter(cache_content_mapping::Column::CacheId.in_subquery(message_ids))
+        .exec(txn)
+        .await?;
+    message_cache::Entity::delete_many()
+        .filter(message_cache::Column::ConversationId.eq(conversation.id))
+        .exec(txn)
+        .await?;
+    conversation_cache::Entity::delete_by_id(conversation.id)
+        .exec(txn)
+        .await?;
+    usage_metrics::Entity::delete_many()
+        .filter(usage_metrics::Column::UserId.eq(guest_id.as_str()))
+        .exec(txn)
+        .await?;
+    Ok(Write::Commit(()))
+}

@@ -1,0 +1,66 @@
+//! The one seam for SQL dialect differences. Every place where SQLite and PostgreSQL need
+//! different SQL or a different strategy asks [`Backend`]; no other code branches on the database.
+
+use sea_orm::{QuerySelect, SqliteTransactionMode, TransactionOptions};
+
+use crate::config::DatabaseKind;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// One file; one writer at a time, so writes go through the group-commit writer.
+    Sqlite,
+    /// Concurrent writers; each write is its own transaction.
+    Postgres,
+}
+
+impl From<DatabaseKind> for Backend {
+    fn from(kind: DatabaseKind) -> Self {
+        match kind {
+            DatabaseKind::Sqlite => Backend::Sqlite,
+            DatabaseKind::Postgres => Backend::Postgres,
+        }
+    }
+}
+
+impl Backend {
+    /// `sqlite` or `postgres`, for `/readyz` and logs.
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        }
+    }
+
+    /// True when writes are queued to one group-commit writer (which can also merge them).
+    pub fn merges_writes(self) -> bool {
+        self == Backend::Sqlite
+    }
+
+    /// How a write transaction begins. On SQLite it takes the write lock at `BEGIN` (IMMEDIATE),
+    /// so two writers never both hold read locks and dead-lock when upgrading.
+    pub fn write_transaction(self) -> TransactionOptions {
+        TransactionOptions {
+            sqlite_transaction_mode: (self == Backend::Sqlite)
+                .then_some(SqliteTransactionMode::Immediate),
+            ..Default::default()
+        }
+    }
+
+    /// `query` with the rows it reads locked until the transaction ends, so concurrent
+    /// transactions that read the same rows queue behind this one. PostgreSQL: `FOR UPDATE`.
+    /// SQLite: unchanged — the write transaction already holds the database's one write lock.
+    pub fn lock_rows<Q: QuerySelect>(self, query: Q) -> Q {
+        match self {
+            Backend::Postgres => query.lock_exclusive(),
+            Backend::Sqlite => query,
+        }
+    }
+
+    /// The `n`-th bind parameter in raw SQL: `$n` on PostgreSQL, `?` on SQLite.
+    pub fn param(self, n: usize) -> String {
+        match self {
+            Backend::Postgres => format!("${n}"),
+            Backend::Sqlite => "?".into(),
+        }
+    }
+}
