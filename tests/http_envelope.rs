@@ -148,3 +148,58 @@ async fn health_and_readiness_report_each_layer() {
     assert_eq!(body["l1"], "up");
     assert!(body["sql_backend"].is_string() && body["l1_backend"].is_string());
 }
+
+#[tokio::test]
+async fn a_405_names_the_allowed_methods_and_a_long_uri_is_a_json_414() {
+    let app = spawn_app().await;
+    let resp = app.request(Method::PUT, "/healthz", None, None).await;
+    assert_eq!(resp.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(resp.headers()["allow"], "GET");
+    let resp = app
+        .request(Method::PUT, "/v1/guest/chat/some-guest", None, None)
+        .await;
+    assert_eq!(resp.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(resp.headers()["allow"], "DELETE, GET, POST");
+
+    let long = format!("/v1/guest/chat/{}", "a".repeat(9000));
+    let resp = app.request(Method::GET, &long, None, None).await;
+    assert_eq!(resp.status(), StatusCode::URI_TOO_LONG);
+    assert!(resp.headers().contains_key("x-request-id"));
+    assert_error(&resp.json::<Value>().await.expect("json"), "uri_too_long");
+}
+
+#[tokio::test]
+async fn parser_errors_are_told_in_the_projects_words() {
+    let app = spawn_app().await;
+    let (_, token) = app.signup("parse@example.com").await;
+    let (status, body) = app
+        .authed(Method::GET, "/v1/conversations?limit=abc", &token, None)
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    let message = assert_error(&body, "invalid_limit");
+    assert!(!message.contains("uint64"), "{message}");
+
+    let (guest, guest_token) = app.new_guest().await;
+    let (status, body) = app
+        .post_message(
+            &guest,
+            Some(&guest_token),
+            serde_json::json!({"role":"user","content":12345}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let message = assert_error(&body, "bad_request");
+    assert!(!message.contains("failed to parse"), "{message}");
+    assert!(message.contains("a string"), "{message}");
+
+    // A string field given a number is refused, not stored as text.
+    let (status, body) = app
+        .authed(
+            Method::POST,
+            "/v1/conversations",
+            &token,
+            Some(&serde_json::json!({"title": 0.0})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+}

@@ -101,3 +101,14 @@ async fn the_served_spec_documents_every_public_route_and_error_status() {
     assert_eq!(docs.status(), reqwest::StatusCode::OK);
     assert!(docs.text().await.expect("html").contains("swagger"));
 }
+
+#[test]
+fn the_readme_lists_every_error_code_with_its_status() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
+        .expect("README.md");
+    for code in genesis::service::ErrorCode::ALL {
+        let status = genesis::api::error::status_of(*code).as_u16();
+        let row = format!("| `{}` | {status} |", code.as_str());
+        assert!(readme.contains(&row), "README lacks the row {row}");
+    }
+}
