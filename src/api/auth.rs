@@ -10,7 +10,7 @@ use super::{
     error::{ApiResult, statuses},
     migration::MigrationResult,
     security::UserBearer,
-    types::{Email, Password, StrictString, Timestamp},
+    types::{Email, GuestId, Password, StrictString, Timestamp},
 };
 use crate::{
     service::{ErrorCode, ServiceError, auth::Session},
@@ -32,8 +32,7 @@ pub struct Credentials {
     pub email: Email,
     pub password: Password,
     /// A guest to migrate into the account in the same call (needs `guest_token`).
-    #[oai(validator(pattern = r"^[A-Za-z0-9_-]{1,128}$"))]
-    pub guest_id: Option<StrictString>,
+    pub guest_id: Option<GuestId>,
     pub guest_token: Option<StrictString>,
 }
 

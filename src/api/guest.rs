@@ -14,7 +14,7 @@ use super::{
     ApiTags,
     error::{ApiResult, statuses},
     security::{GuestToken, GuestTokenOrClaim},
-    types::{Content, ContentType, JsonBytes, Role, Timestamp},
+    types::{Content, ContentType, GuestId, JsonBytes, Role, Timestamp},
 };
 use crate::{
     hot::CachedMessage,
@@ -258,7 +258,7 @@ impl GuestApi {
         &self,
         state: Data<&AppState>,
         token: GuestTokenOrClaim,
-        #[oai(validator(pattern = r"^[A-Za-z0-9_-]{1,128}$"))] guest_id: Path<String>,
+        guest_id: Path<GuestId>,
         body: Json<NewGuestMessage>,
         /// Makes retries safe: a second write with the same key returns the first message.
         #[oai(name = "Idempotency-Key", validator(min_length = 1, max_length = 255))]
@@ -285,7 +285,7 @@ impl GuestApi {
         &self,
         state: Data<&AppState>,
         token: GuestToken,
-        #[oai(validator(pattern = r"^[A-Za-z0-9_-]{1,128}$"))] guest_id: Path<String>,
+        guest_id: Path<GuestId>,
     ) -> ApiResult<ConversationResponse, ReadErrors> {
         let history = state.guests.history(&guest_id, token.0.as_deref()).await?;
         Ok(conversation_body(&guest_id, &history)?)
@@ -304,7 +304,7 @@ impl GuestApi {
         &self,
         state: Data<&AppState>,
         token: GuestToken,
-        #[oai(validator(pattern = r"^[A-Za-z0-9_-]{1,128}$"))] guest_id: Path<String>,
+        guest_id: Path<GuestId>,
     ) -> ApiResult<DeletedResponse, EraseErrors> {
         state.guests.erase(&guest_id, token.0.as_deref()).await?;
         Ok(DeletedResponse::Deleted)

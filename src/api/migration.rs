@@ -8,6 +8,7 @@ use super::{
     ApiTags,
     error::{ApiResult, statuses},
     security::{GuestTokenHeader, UserBearer},
+    types::GuestId,
 };
 use crate::{service::migration::MigrationReport, state::AppState};
 
@@ -63,7 +64,7 @@ impl MigrationApi {
         state: Data<&AppState>,
         user: UserBearer,
         guest_token: GuestTokenHeader,
-        #[oai(validator(pattern = r"^[A-Za-z0-9_-]{1,128}$"))] guest_id: Path<String>,
+        guest_id: Path<GuestId>,
     ) -> ApiResult<Json<MigrationResult>, MigrateErrors> {
         let report = state
             .migrations

@@ -59,10 +59,6 @@ pub fn describe_parse_error(err: &poem::Error) -> (ErrorCode, String) {
 
 fn describe_param(param: &ParseParamError) -> (ErrorCode, String) {
     match param.name {
-        "guest_id" => (
-            ErrorCode::InvalidGuestId,
-            "guest id must be 1-128 characters of A-Z, a-z, 0-9, '_' or '-'".into(),
-        ),
         "limit" => (
             ErrorCode::InvalidLimit,
             "limit must be a whole number between 1 and 1000".into(),
@@ -101,10 +97,6 @@ fn describe_payload(reason: &str) -> (ErrorCode, String) {
         .map(|(field, _)| field)
     {
         let (code, rule) = match field {
-            "guest_id" => (
-                ErrorCode::InvalidGuestId,
-                "guest id must be 1-128 characters of A-Z, a-z, 0-9, '_' or '-'",
-            ),
             "tokens" => (ErrorCode::InvalidTokens, "tokens must be 0 or more"),
             "temperature" => (
                 ErrorCode::InvalidTemperature,

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use poem_openapi::{
     Enum,
     registry::{MetaSchema, MetaSchemaRef},
-    types::{ParseError, ParseFromJSON, ParseResult, ToJSON, Type},
+    types::{ParseError, ParseFromJSON, ParseFromParameter, ParseResult, ToJSON, Type},
 };
 use serde_json::Value;
 
@@ -61,9 +61,22 @@ macro_rules! strict_string {
             }
         }
 
+        impl ParseFromParameter for $name {
+            fn parse_from_parameter(value: &str) -> ParseResult<Self> {
+                Ok($name(value.to_string()))
+            }
+        }
+
         impl ToJSON for $name {
             fn to_json(&self) -> Option<Value> {
                 Some(Value::String(self.0.clone()))
+            }
+        }
+
+        impl std::ops::Deref for $name {
+            type Target = str;
+            fn deref(&self) -> &str {
+                &self.0
             }
         }
     };
@@ -100,6 +113,17 @@ strict_string!(
     |schema| {
         schema.min_length = Some(crate::service::auth::MIN_PASSWORD_CHARS);
         schema.max_length = Some(crate::service::auth::MAX_PASSWORD_CHARS);
+    }
+);
+
+strict_string!(
+    /// A guest id, `^[A-Za-z0-9_-]{1,128}$`. The spec states the pattern; the guest service
+    /// checks it (422 `invalid_guest_id`), without a regular expression on the request path.
+    GuestId,
+    |schema| {
+        schema.min_length = Some(1);
+        schema.max_length = Some(128);
+        schema.pattern = Some(GUEST_ID_PATTERN.into());
     }
 );
 

@@ -348,7 +348,13 @@ struct BatchRunner {
 
 impl BatchRunner {
     /// Runs one batch; returns the jobs that did not get to run (they go into the next batch).
-    async fn run(&self, batch: Vec<Job>) -> Vec<Job> {
+    async fn run(&self, mut batch: Vec<Job>) -> Vec<Job> {
+        // A signal whose lane is empty is stale: an earlier drain took its item (an item is
+        // queued before its signal). A batch of only stale signals needs no transaction.
+        batch.retain(|job| !matches!(job, Job::Merged(lane) if lane.is_empty()));
+        if batch.is_empty() {
+            return Vec::new();
+        }
         let txn = match (self.begin)(self.db.clone()).await {
             Ok(txn) => txn,
             Err(err) => {
