@@ -33,6 +33,7 @@ pub struct Credentials {
     pub password: Password,
     /// A guest to migrate into the account in the same call (needs `guest_token`).
     pub guest_id: Option<GuestId>,
+    /// The guest's token; only with `guest_id` (alone it is 422 `guest_id_required`).
     pub guest_token: Option<StrictString>,
 }
 

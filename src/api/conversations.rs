@@ -14,7 +14,7 @@ use super::{
     ApiTags,
     error::{ApiResult, statuses},
     security::UserBearer,
-    types::{Content, ContentType, Role, StrictString, Timestamp},
+    types::{Content, ContentType, IdempotencyKey, Role, StrictString, Timestamp},
 };
 use crate::{
     service::{
@@ -285,11 +285,11 @@ impl ConversationsApi {
         #[oai(validator(minimum(value = "1"), maximum(value = "1000")))]
         limit: Query<Option<u64>>,
         /// `next_cursor` of the previous page.
-        cursor: Query<Option<String>>,
+        cursor: Query<Option<Uuid>>,
     ) -> ApiResult<Json<ConversationList>, ListErrors> {
         let page = state
             .conversations
-            .list(user.0.id, limit.0, cursor.0.as_deref())
+            .list(user.0.id, limit.0, cursor.0)
             .await?;
         Ok(Json(page.into()))
     }
@@ -325,10 +325,10 @@ impl ConversationsApi {
         id: Path<Uuid>,
         body: Json<AccountMessageInput>,
         /// Makes retries safe: a second write with the same key returns the first message.
-        #[oai(name = "Idempotency-Key", validator(min_length = 1, max_length = 255))]
-        idempotency_key: Header<Option<String>>,
+        #[oai(name = "Idempotency-Key")]
+        idempotency_key: Header<Option<IdempotencyKey>>,
     ) -> ApiResult<AddMessageResponse, AddMessageErrors> {
-        let msg = body.0.into_message(idempotency_key.0);
+        let msg = body.0.into_message(idempotency_key.0.map(|k| k.0));
         let (stored, duplicate) = state
             .conversations
             .add_message(user.0.id, id.0, msg)
@@ -356,11 +356,12 @@ impl ConversationsApi {
         #[oai(validator(minimum(value = "1"), maximum(value = "1000")))]
         limit: Query<Option<u64>>,
         /// `next_cursor` of the previous page.
-        cursor: Query<Option<String>>,
+        #[oai(validator(minimum(value = "0")))]
+        cursor: Query<Option<i64>>,
     ) -> ApiResult<Json<MessageList>, MessagesErrors> {
         let page = state
             .conversations
-            .messages(user.0.id, id.0, limit.0, cursor.0.as_deref())
+            .messages(user.0.id, id.0, limit.0, cursor.0)
             .await?;
         Ok(Json(page.into()))
     }

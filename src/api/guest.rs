@@ -14,7 +14,7 @@ use super::{
     ApiTags,
     error::{ApiResult, statuses},
     security::{GuestToken, GuestTokenOrClaim},
-    types::{Content, ContentType, GuestId, JsonBytes, Role, Timestamp},
+    types::{Content, ContentType, GuestId, IdempotencyKey, JsonBytes, Role, Timestamp},
 };
 use crate::{
     hot::CachedMessage,
@@ -261,10 +261,10 @@ impl GuestApi {
         guest_id: Path<GuestId>,
         body: Json<NewGuestMessage>,
         /// Makes retries safe: a second write with the same key returns the first message.
-        #[oai(name = "Idempotency-Key", validator(min_length = 1, max_length = 255))]
-        idempotency_key: Header<Option<String>>,
+        #[oai(name = "Idempotency-Key")]
+        idempotency_key: Header<Option<IdempotencyKey>>,
     ) -> ApiResult<AppendResponse, AppendErrors> {
-        let msg = new_message(body.0, idempotency_key.0);
+        let msg = new_message(body.0, idempotency_key.0.map(|k| k.0));
         let appended = state
             .guests
             .append(&guest_id, token.0.as_deref(), msg)

@@ -68,13 +68,25 @@ pub fn spec_json() -> String {
     finish_spec(&openapi_service().spec())
 }
 
-/// What the framework cannot say about the spec by itself: an operation that takes both a user's
-/// bearer token and a guest token needs both at once (one security requirement, not two
-/// alternatives).
+/// What the framework cannot say about the spec by itself:
+/// - an operation that takes both a user's bearer token and a guest token needs both at once
+///   (one security requirement, not two alternatives);
+/// - an optional field may also be sent as `null`, which the server reads as absent.
+///
+/// One rule stays in prose (the field's description) only: `guest_token` needs `guest_id`. Its
+/// schema form (`anyOf` over `required`) makes generators split the credentials model in two.
 fn finish_spec(generated: &str) -> String {
     let Ok(mut spec) = serde_json::from_str::<serde_json::Value>(generated) else {
         return generated.to_string();
     };
+    if let Some(schemas) = spec
+        .pointer_mut("/components/schemas")
+        .and_then(|s| s.as_object_mut())
+    {
+        for schema in schemas.values_mut() {
+            optional_fields_take_null(schema);
+        }
+    }
     let operations = spec
         .get_mut("paths")
         .and_then(|p| p.as_object_mut())
@@ -97,6 +109,36 @@ fn finish_spec(generated: &str) -> String {
         }
     }
     serde_json::to_string_pretty(&spec).unwrap_or_else(|_| generated.to_string())
+}
+
+/// Marks the properties `schema` does not require as nullable (poem-openapi reads `null` as
+/// absent); a `$ref` becomes `oneOf: [$ref]` so that `nullable` is not a sibling tools ignore.
+fn optional_fields_take_null(schema: &mut serde_json::Value) {
+    let required: Vec<String> = schema["required"]
+        .as_array()
+        .map(|r| {
+            r.iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    let Some(properties) = schema.get_mut("properties").and_then(|p| p.as_object_mut()) else {
+        return;
+    };
+    for (name, property) in properties.iter_mut() {
+        if required.contains(name) {
+            continue;
+        }
+        if let Some(reference) = property.get("$ref").cloned() {
+            let mut wrapped = serde_json::json!({"oneOf": [{"$ref": reference}], "nullable": true});
+            if let Some(description) = property.get("description") {
+                wrapped["description"] = description.clone();
+            }
+            *property = wrapped;
+        } else if property.get("type").is_some() {
+            property["nullable"] = serde_json::Value::Bool(true);
+        }
+    }
 }
 
 /// Every route, wrapped in the envelope, with `state` attached.

@@ -63,6 +63,10 @@ fn describe_param(param: &ParseParamError) -> (ErrorCode, String) {
             ErrorCode::InvalidLimit,
             "limit must be a whole number between 1 and 1000".into(),
         ),
+        "cursor" => (
+            ErrorCode::InvalidCursor,
+            "cursor is not one this API returned".into(),
+        ),
         "since" | "until" => (
             ErrorCode::BadRequest,
             format!(
@@ -216,7 +220,7 @@ mod tests {
             "the body does not match the documented schema: expected a string, found 42"
         );
         let param = ParseParamError {
-            name: "cursor",
+            name: "offset",
             reason: r#"failed to parse "integer(uint64)": invalid digit"#.into(),
         };
         let (code, msg) = describe_param(&param);

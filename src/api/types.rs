@@ -127,6 +127,17 @@ strict_string!(
     }
 );
 
+strict_string!(
+    /// An `Idempotency-Key`: 1 to 255 visible ASCII characters. The service checks it (422
+    /// `invalid_idempotency_key`).
+    IdempotencyKey,
+    |schema| {
+        schema.min_length = Some(1);
+        schema.max_length = Some(255);
+        schema.pattern = Some("^[!-~]{1,255}$".into());
+    }
+);
+
 /// At least one character that is not whitespace, and no U+0000 anywhere.
 const CONTENT_PATTERN: &str = r"^[^\u0000]*[^\s\u0000][^\u0000]*$";
 

@@ -21,7 +21,7 @@ use super::{
         NewMessage,
         rules::{self, RetryKey},
     },
-    page::{bad_cursor, page_size},
+    page::page_size,
     usage::UsageCounters,
 };
 use crate::store::{Store, Write};
@@ -120,12 +120,13 @@ impl ConversationService {
         Ok(created)
     }
 
-    /// The user's conversations, newest first; `cursor` is the last id of the previous page.
+    /// The user's conversations, newest first; `after` is the `next_cursor` of the previous page
+    /// (the last id it held).
     pub async fn list(
         &self,
         user_id: Uuid,
         limit: Option<u64>,
-        cursor: Option<&str>,
+        after: Option<Uuid>,
     ) -> Result<Page<conversations::Model>, ServiceError> {
         let limit = page_size(limit)?;
         let mut query = conversations::Entity::find()
@@ -133,8 +134,7 @@ impl ConversationService {
             .filter(conversations::Column::Status.ne("deleted"))
             .order_by_desc(conversations::Column::Id)
             .limit(limit + 1);
-        if let Some(cursor) = cursor {
-            let after = Uuid::parse_str(cursor).map_err(|_| bad_cursor())?;
+        if let Some(after) = after {
             query = query.filter(conversations::Column::Id.lt(after));
         }
         let rows = query.all(self.store.conn()).await?;
@@ -150,13 +150,14 @@ impl ConversationService {
             .ok_or(ServiceError::ConversationNotFound)
     }
 
-    /// Messages in `message_index` order; `cursor` is the last index of the previous page.
+    /// Messages in `message_index` order; `after` is the `next_cursor` of the previous page (the
+    /// last index it held).
     pub async fn messages(
         &self,
         user_id: Uuid,
         id: Uuid,
         limit: Option<u64>,
-        cursor: Option<&str>,
+        after: Option<i64>,
     ) -> Result<Page<messages::Model>, ServiceError> {
         self.get(user_id, id).await?;
         let limit = page_size(limit)?;
@@ -164,8 +165,7 @@ impl ConversationService {
             .filter(messages::Column::ConversationId.eq(id))
             .order_by_asc(messages::Column::MessageIndex)
             .limit(limit + 1);
-        if let Some(cursor) = cursor {
-            let after: i64 = cursor.parse().map_err(|_| bad_cursor())?;
+        if let Some(after) = after {
             query = query.filter(messages::Column::MessageIndex.gt(after));
         }
         let rows = query.all(self.store.conn()).await?;

@@ -41,14 +41,6 @@ pub fn page_size(limit: Option<u64>) -> Result<u64, ServiceError> {
     }
 }
 
-/// The error for a cursor this API did not hand out.
-pub fn bad_cursor() -> ServiceError {
-    ServiceError::invalid(
-        ErrorCode::InvalidCursor,
-        "cursor is not one this API returned",
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
