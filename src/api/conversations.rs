@@ -1,7 +1,7 @@
 //! An account's conversations: `/v1/conversations` and `/v1/conversations/{id}/messages` (the
 //! seeds' unversioned paths are rewritten to these by the envelope).
 
-use chrono::{DateTime, FixedOffset, Utc};
+use chrono::{DateTime, FixedOffset};
 use poem::web::Data;
 use poem_openapi::{
     ApiResponse, Object, OpenApi,
@@ -13,6 +13,7 @@ use uuid::Uuid;
 use super::{
     ApiTags,
     error::{ApiResult, statuses},
+    guest::NewGuestMessage,
     security::UserBearer,
     types::{Content, ContentType, IdempotencyKey, Role, StrictString, Timestamp},
 };
@@ -20,7 +21,6 @@ use crate::{
     service::{
         Page,
         conversations::{NewAccountMessage, NewConversation},
-        guest::NewMessage,
     },
     state::AppState,
 };
@@ -167,15 +167,15 @@ pub struct AccountMessageInput {
 
 impl AccountMessageInput {
     fn into_message(self, idempotency_key: Option<String>) -> NewAccountMessage {
+        let message = NewGuestMessage {
+            role: self.role,
+            content: self.content,
+            timestamp: self.timestamp,
+            tokens: self.tokens,
+            content_type: self.content_type,
+        };
         NewAccountMessage {
-            message: NewMessage {
-                role: self.role.as_str().into(),
-                content: self.content.0,
-                timestamp: self.timestamp.map(|t| t.with_timezone(&Utc)),
-                tokens: self.tokens,
-                content_type: self.content_type.map(|c| c.as_str().into()),
-                idempotency_key,
-            },
+            message: message.into_message(idempotency_key),
             model_used: self.model_used.map(|m| m.0),
         }
     }

@@ -264,7 +264,7 @@ impl GuestApi {
         #[oai(name = "Idempotency-Key")]
         idempotency_key: Header<Option<IdempotencyKey>>,
     ) -> ApiResult<AppendResponse, AppendErrors> {
-        let msg = new_message(body.0, idempotency_key.0.map(|k| k.0));
+        let msg = body.0.into_message(idempotency_key.0.map(|k| k.0));
         let appended = state
             .guests
             .append(&guest_id, token.0.as_deref(), msg)
@@ -311,14 +311,17 @@ impl GuestApi {
     }
 }
 
-fn new_message(body: NewGuestMessage, idempotency_key: Option<String>) -> NewMessage {
-    NewMessage {
-        role: body.role.as_str().to_string(),
-        content: body.content.0,
-        timestamp: body.timestamp.map(|t| t.with_timezone(&Utc)),
-        tokens: body.tokens,
-        content_type: body.content_type.map(|c| c.as_str().to_string()),
-        idempotency_key,
+impl NewGuestMessage {
+    /// The message as the services take it (guest and account writes alike).
+    pub fn into_message(self, idempotency_key: Option<String>) -> NewMessage {
+        NewMessage {
+            role: self.role.as_str().to_string(),
+            content: self.content.0,
+            timestamp: self.timestamp.map(|t| t.with_timezone(&Utc)),
+            tokens: self.tokens,
+            content_type: self.content_type.map(|c| c.as_str().to_string()),
+            idempotency_key,
+        }
     }
 }
 

@@ -27,6 +27,28 @@ pub use error::{BatchFailure, StoreError, WriteError, is_contended, is_unavailab
 use writer::Writer;
 pub use writer::{BoxFuture, Merge, MergeLane, Write, WriterHealth};
 
+/// Ends `txn` (a transaction or a savepoint) as `result` asks: commit on `Write::Commit`, roll
+/// back on `Write::Discard` or an error.
+pub async fn finish<T, E: From<DbErr>>(
+    txn: DatabaseTransaction,
+    result: Result<Write<T>, E>,
+) -> Result<T, E> {
+    match result {
+        Ok(Write::Commit(v)) => {
+            txn.commit().await?;
+            Ok(v)
+        }
+        Ok(Write::Discard(v)) => {
+            txn.rollback().await?;
+            Ok(v)
+        }
+        Err(e) => {
+            let _ = txn.rollback().await;
+            Err(e)
+        }
+    }
+}
+
 /// The SQL database: L2 cache tables and the main tables live in it together.
 #[derive(Clone)]
 pub struct Store {
@@ -192,20 +214,8 @@ impl Store {
             return writer.write(f).await;
         }
         let txn = self.begin_write().await?;
-        match f(&txn).await {
-            Ok(Write::Commit(v)) => {
-                txn.commit().await?;
-                Ok(v)
-            }
-            Ok(Write::Discard(v)) => {
-                txn.rollback().await?;
-                Ok(v)
-            }
-            Err(e) => {
-                let _ = txn.rollback().await;
-                Err(e)
-            }
-        }
+        let result = f(&txn).await;
+        finish(txn, result).await
     }
 
     /// A lane for writes of kind `M`, which the group-commit writer stores together; `None`
