@@ -67,3 +67,47 @@ async fn a_panicking_write_fails_alone_and_the_writer_goes_on() {
     assert_eq!(ready["writer"], "up");
     assert_eq!(ready["writer_panics"], 1);
 }
+
+/// A write that fails on its own (here a migration made to fail after copying its messages) is
+/// rolled back alone: the writes batched with it are stored, and the database breaker stays
+/// closed (only "database unavailable" opens it), so the next write goes straight through.
+#[tokio::test]
+async fn a_failing_write_leaves_its_batch_and_the_breaker_alone() {
+    let app = spawn_app_with(&[("GENESIS_TEST_FAILPOINTS", "migrate_after_messages:1")]).await;
+    let (guest, guest_token) = app.new_guest().await;
+    for text in ["a", "b", "c"] {
+        app.say(&guest, &guest_token, "user", text).await;
+    }
+    let (_, user) = app.signup("batch@example.com").await;
+    let migrate = app.migrate(&guest, &user, &guest_token);
+    let claims = join_all((0..12).map(|i| {
+        let app = &app;
+        async move {
+            let body = json!({"role":"user","content":format!("beside {i}")});
+            app.post_message(&format!("batch-guest-{i}"), None, body)
+                .await
+        }
+    }));
+    let ((status, body), claims) = tokio::join!(migrate, claims);
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{body}");
+    assert_error(&body, "internal_error");
+    assert!(
+        claims.iter().all(|(s, _)| *s == StatusCode::CREATED),
+        "the writes beside the failed one are stored: {claims:?}"
+    );
+    // Not a database outage: the very next write is not refused by the breaker.
+    let (s, body) = app
+        .post_message(
+            "after-the-failure",
+            None,
+            json!({"role":"user","content":"still writing"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{body}");
+    let resp = app.request(Method::GET, "/readyz", None, None).await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    // The failed migration left nothing; a retry succeeds.
+    let (status, body) = app.migrate(&guest, &user, &guest_token).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["messages_migrated"], 3);
+}

@@ -12,7 +12,7 @@ use super::{
     ApiTags,
     error::{ApiResult, statuses},
     security::AdminBearer,
-    types::Timestamp,
+    types::{MigrationStatus, Timestamp},
 };
 use crate::{
     service::{admin::MigrationFilter, page::page_size},
@@ -31,8 +31,7 @@ pub struct MigrationRecord {
     pub id: Uuid,
     pub guest_id: String,
     pub user_id: String,
-    /// `completed` or `failed`.
-    pub status: String,
+    pub status: MigrationStatus,
     pub conversations_migrated: i32,
     pub messages_migrated: i64,
     #[oai(skip_serializing_if_is_none)]
@@ -51,7 +50,7 @@ impl From<entity::cache_migrations::Model> for MigrationRecord {
             id: m.id,
             guest_id: m.guest_id,
             user_id: m.user_id,
-            status: m.status,
+            status: MigrationStatus::from_stored(&m.status),
             conversations_migrated: m.conversations_migrated,
             messages_migrated: m.messages_migrated,
             checksum: m.checksum,

@@ -15,7 +15,9 @@ use super::{
     error::{ApiResult, statuses},
     guest::NewGuestMessage,
     security::UserBearer,
-    types::{Content, ContentType, IdempotencyKey, Role, StrictString, Timestamp},
+    types::{
+        Content, ContentType, ConversationStatus, IdempotencyKey, Role, StrictString, Timestamp,
+    },
 };
 use crate::{
     service::{
@@ -91,8 +93,7 @@ pub struct Conversation {
     pub temperature: Option<f64>,
     #[oai(skip_serializing_if_is_none)]
     pub max_tokens: Option<i32>,
-    /// `active`, `archived` or `deleted`.
-    pub status: String,
+    pub status: ConversationStatus,
     pub message_count: i64,
     pub token_count: i64,
     pub tags: serde_json::Value,
@@ -116,7 +117,7 @@ impl From<entity::conversations::Model> for Conversation {
             system_prompt: c.system_prompt,
             temperature: c.temperature,
             max_tokens: c.max_tokens,
-            status: c.status,
+            status: ConversationStatus::from_stored(&c.status),
             message_count: c.message_count,
             token_count: c.token_count,
             tags: c.tags,

@@ -252,6 +252,23 @@ pub enum ContentType {
     Json,
 }
 
+/// Where a conversation stands: `active`, `archived` or `deleted`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[oai(rename_all = "lowercase")]
+pub enum ConversationStatus {
+    Active,
+    Archived,
+    Deleted,
+}
+
+/// How a migration ended: `completed` or `failed` (rolled back; a retry may succeed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[oai(rename_all = "lowercase")]
+pub enum MigrationStatus {
+    Completed,
+    Failed,
+}
+
 /// The string forms of an enum, both ways, for values stored as text.
 macro_rules! stored_as_text {
     ($ty:ident { $($variant:ident => $text:literal),+ $(,)? }, default = $default:ident) => {
@@ -275,3 +292,8 @@ macro_rules! stored_as_text {
 
 stored_as_text!(Role { User => "user", Assistant => "assistant", System => "system" }, default = User);
 stored_as_text!(ContentType { Text => "text", Markdown => "markdown", Json => "json" }, default = Text);
+stored_as_text!(
+    ConversationStatus { Active => "active", Archived => "archived", Deleted => "deleted" },
+    default = Active
+);
+stored_as_text!(MigrationStatus { Completed => "completed", Failed => "failed" }, default = Failed);
