@@ -1,4 +1,5 @@
-//! The command line: `serve` (default), `openapi`, `db up|status`, `--help`.
+//! The command line: `serve` (default), `openapi`, `db up|status`, `verify`, `repair`,
+//! `cleanup [--dry-run]`, `--help`.
 
 use std::process::ExitCode;
 
@@ -16,6 +17,7 @@ Commands:
   db status    List migrations and whether each is applied
   verify       Check every layer against the others and the audit trail (exit 1 on any failure)
   repair       Re-sync what verify finds missing from the cache tables and the audit trail
+  cleanup      Delete expired unmigrated guests from every layer (--dry-run: only count them)
   help         Show this text (also -h, --help)
 
 Configuration: config/default.toml (built in) → the file in GENESIS_CONFIG →
@@ -31,6 +33,7 @@ pub enum Command {
     DbStatus,
     Verify,
     Repair,
+    Cleanup { dry_run: bool },
     Help,
 }
 
@@ -44,6 +47,8 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
         ["db", "status"] => Ok(Command::DbStatus),
         ["verify"] => Ok(Command::Verify),
         ["repair"] => Ok(Command::Repair),
+        ["cleanup"] => Ok(Command::Cleanup { dry_run: false }),
+        ["cleanup", "--dry-run"] => Ok(Command::Cleanup { dry_run: true }),
         ["help"] | ["-h"] | ["--help"] => Ok(Command::Help),
         _ => Err(format!("unknown command: {}", words.join(" "))),
     }
@@ -85,6 +90,25 @@ pub async fn run(command: Command) -> ExitCode {
                     done.mapping_rows_added, done.messages_resynced, done.mappings_marked_synced, done.audit_rows_added
                 );
                 store.close().await;
+                Ok(())
+            }
+            .await,
+        ),
+        Command::Cleanup { dry_run } => report(
+            async {
+                let settings = Settings::load()?;
+                let state = startup::build_state(settings).await?;
+                let done = state
+                    .retention
+                    .cleanup(dry_run)
+                    .await
+                    .map_err(|e| startup::StartupError::Database(sea_orm::DbErr::Custom(e.to_string())))?;
+                let verb = if dry_run { "would delete" } else { "deleted" };
+                println!(
+                    "cleanup: {verb} {} expired guests with {} messages",
+                    done.guests, done.messages
+                );
+                state.store.close().await;
                 Ok(())
             }
             .await,

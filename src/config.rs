@@ -120,7 +120,27 @@ pub struct LimitSettings {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GuestSettings {
-    pub retention_days: u32,
+    /// Seconds an unmigrated guest is kept after its last write or read; wins over
+    /// `retention_days` when both are set.
+    pub retention_secs: Option<u64>,
+    /// The older form of `retention_secs`, still accepted.
+    pub retention_days: Option<u32>,
+    /// Seconds a guest session that is never written to is kept.
+    pub session_ttl_secs: u64,
+    /// Seconds between runs of the background cleanup of expired guests.
+    pub cleanup_interval_secs: u64,
+}
+
+impl GuestSettings {
+    /// How long an unmigrated guest is kept after its last access (default 30 days).
+    pub fn retention(&self) -> std::time::Duration {
+        let secs = match (self.retention_secs, self.retention_days) {
+            (Some(secs), _) => secs,
+            (None, Some(days)) => u64::from(days) * 86_400,
+            (None, None) => 30 * 86_400,
+        };
+        std::time::Duration::from_secs(secs)
+    }
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -235,7 +255,12 @@ impl Settings {
                 "limits.max_message_bytes",
                 self.limits.max_message_bytes as u64,
             ),
-            ("guest.retention_days", u64::from(self.guest.retention_days)),
+            ("guest.retention_secs", self.guest.retention().as_secs()),
+            ("guest.session_ttl_secs", self.guest.session_ttl_secs),
+            (
+                "guest.cleanup_interval_secs",
+                self.guest.cleanup_interval_secs,
+            ),
             (
                 "metrics.flush_interval_secs",
                 self.metrics.flush_interval_secs,
@@ -401,5 +426,23 @@ mod tests {
     fn secrets_are_redacted_in_debug_output() {
         let shown = format!("{:?}", Secret::new("hunter2"));
         assert!(!shown.contains("hunter2"));
+    }
+
+    #[test]
+    fn retention_is_in_seconds_and_the_day_form_is_still_accepted() {
+        let defaults = load(&[]).expect("defaults");
+        assert_eq!(defaults.guest.retention().as_secs(), 30 * 86_400);
+        let dir = tempfile::tempdir().expect("dir");
+        let file = |body: &str| {
+            let path = dir.path().join(format!("{}.toml", body.len()));
+            std::fs::write(&path, body).expect("write");
+            path.display().to_string()
+        };
+        let days = file("[guest]\nretention_days = 2\n");
+        let s = load(&[("GENESIS_CONFIG", &days)]).expect("days");
+        assert_eq!(s.guest.retention().as_secs(), 2 * 86_400);
+        let both = file("[guest]\nretention_days = 2\nretention_secs = 3\n");
+        let s = load(&[("GENESIS_CONFIG", &both)]).expect("both");
+        assert_eq!(s.guest.retention().as_secs(), 3);
     }
 }

@@ -17,9 +17,10 @@ use crate::{
         admin::AdminService,
         auth::AuthService,
         conversations::ConversationService,
-        guest::GuestService,
+        guest::{GuestLifetimes, GuestService},
         limits::RateLimiter,
         migration::MigrationService,
+        retention::RetentionService,
         tokens::{GuestTokens, load_server_secret},
         usage::UsageCounters,
     },
@@ -95,7 +96,10 @@ pub async fn build_state(settings: Settings) -> Result<AppState, StartupError> {
         GuestTokens::new(&secret),
         usage.clone(),
         settings.limits.max_message_bytes,
-        settings.guest.retention_days,
+        GuestLifetimes {
+            retention: settings.guest.retention(),
+            session_ttl: Duration::from_secs(settings.guest.session_ttl_secs),
+        },
     );
     let auth = AuthService::new(
         store.clone(),
@@ -116,6 +120,7 @@ pub async fn build_state(settings: Settings) -> Result<AppState, StartupError> {
         settings.limits.max_message_bytes,
     );
     let admin = AdminService::new(store.clone());
+    let retention = RetentionService::new(store.clone(), hot.clone(), usage.clone());
     let limiter = RateLimiter::<IpAddr>::new(
         settings.limits.guest_sessions_per_ip_per_hour,
         Duration::from_secs(3600),
@@ -129,6 +134,7 @@ pub async fn build_state(settings: Settings) -> Result<AppState, StartupError> {
         migrations,
         conversations,
         admin,
+        retention,
         usage,
         guest_session_limiter: Arc::new(limiter),
     })
@@ -157,10 +163,15 @@ pub async fn serve(settings: Settings) -> Result<(), StartupError> {
     info!(%local, sql = state.store.backend().name(), l1 = state.hot.backend(), "listening");
 
     let flusher = tokio::spawn(flush_usage_forever(state.clone(), flush_every));
+    let cleaner = tokio::spawn(clean_up_forever(
+        state.clone(),
+        Duration::from_secs(state.settings.guest.cleanup_interval_secs),
+    ));
     let result = Server::new_with_acceptor(acceptor)
         .run_with_graceful_shutdown(api::routes(state.clone()), shutdown_signal(), Some(grace))
         .await;
     flusher.abort();
+    cleaner.abort();
     if let Err(err) = state.usage.flush(&state.store).await {
         error!(error = %err, "final usage flush failed");
     }
@@ -176,6 +187,18 @@ async fn flush_usage_forever(state: AppState, every: Duration) {
         tick.tick().await;
         if let Err(err) = state.usage.flush(&state.store).await {
             warn!(error = %err, "usage flush failed; counts kept for the next one");
+        }
+    }
+}
+
+/// Deletes expired guests every `every` (the first run one interval after start).
+async fn clean_up_forever(state: AppState, every: Duration) {
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if let Err(err) = state.retention.cleanup(false).await {
+            warn!(error = %err, "cleanup of expired guests failed; it runs again next interval");
         }
     }
 }

@@ -13,6 +13,7 @@ use crate::{
         guest::GuestService,
         limits::RateLimiter,
         migration::MigrationService,
+        retention::RetentionService,
         usage::{UsageCounters, UsageDelta},
     },
     store::Store,
@@ -28,6 +29,7 @@ pub struct AppState {
     pub migrations: Arc<MigrationService>,
     pub conversations: ConversationService,
     pub admin: AdminService,
+    pub retention: RetentionService,
     pub usage: Arc<UsageCounters>,
     pub guest_session_limiter: Arc<RateLimiter<IpAddr>>,
 }

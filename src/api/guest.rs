@@ -193,7 +193,8 @@ pub struct GuestSession {
     pub guest_id: String,
     /// Send as `Authorization: Bearer <token>` or `X-Guest-Token: <token>`.
     pub guest_token: String,
-    /// When the guest's data expires if it writes nothing more (writes extend it).
+    /// When cleanup may delete the guest if it is never written to (`guest.session_ttl_secs`);
+    /// each write or read moves it to `guest.retention_secs` after that access.
     pub expires_at: Timestamp,
 }
 

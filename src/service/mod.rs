@@ -12,6 +12,7 @@ pub mod guest;
 pub mod limits;
 pub mod migration;
 pub mod page;
+pub mod retention;
 pub mod tokens;
 pub mod usage;
 

@@ -179,8 +179,9 @@ async fn append_many(
         }
         let guest = guests.entry(item.guest_id.clone()).or_insert_with(|| {
             // Nobody holds this id: this write claims it, as the one-at-a-time path would.
+            let expires_at = rules::expiry(now, retention);
             Batched::new(
-                new_conversation(&item.guest_id, now, retention, 0, None),
+                new_conversation(&item.guest_id, now, expires_at, 0, None),
                 true,
             )
         });

@@ -95,8 +95,21 @@ pub struct GuestService {
     usage: Arc<UsageCounters>,
     max_message_bytes: usize,
     retention: Duration,
+    session_ttl: Duration,
+    /// Guests whose read was recorded lately: a read moves `accessed_at` and the expiry at most
+    /// once per [`rules::expiry_slack`].
+    recently_read: moka::future::Cache<String, ()>,
     /// SQLite: appends are merged in the group commit. PostgreSQL: each in its own transaction.
     appends: Option<Arc<MergeLane<GuestAppends>>>,
+}
+
+/// How long guests are kept.
+#[derive(Clone, Copy, Debug)]
+pub struct GuestLifetimes {
+    /// After the last write or read.
+    pub retention: std::time::Duration,
+    /// A session that is never written to.
+    pub session_ttl: std::time::Duration,
 }
 
 impl GuestService {
@@ -106,10 +119,15 @@ impl GuestService {
         tokens: GuestTokens,
         usage: Arc<UsageCounters>,
         max_message_bytes: usize,
-        retention_days: u32,
+        lifetimes: GuestLifetimes,
     ) -> Self {
-        let retention = Duration::days(i64::from(retention_days));
+        let chrono = |d: std::time::Duration| Duration::from_std(d).unwrap_or(Duration::MAX);
+        let retention = chrono(lifetimes.retention);
         let appends = store.merge_lane(GuestAppends { retention });
+        let recently_read = moka::future::Cache::builder()
+            .max_capacity(100_000)
+            .time_to_live(rules::expiry_slack(retention).to_std().unwrap_or_default())
+            .build();
         Self {
             store,
             hot,
@@ -117,6 +135,8 @@ impl GuestService {
             usage,
             max_message_bytes,
             retention,
+            session_ttl: chrono(lifetimes.session_ttl),
+            recently_read,
             appends,
         }
     }
@@ -135,9 +155,8 @@ impl GuestService {
     pub async fn create_session(&self) -> Result<GuestSession, ServiceError> {
         let guest_id = format!("g_{}", Uuid::new_v4().simple());
         let now = now();
-        let row = sql::new_conversation(&guest_id, now, self.retention, 0, None);
-        let expires_at = row.expires_at.unwrap_or(now);
-        let row = row.into_active_model();
+        let expires_at = now + self.session_ttl;
+        let row = sql::new_conversation(&guest_id, now, expires_at, 0, None).into_active_model();
         self.store
             .write(move |txn| {
                 Box::pin(async move {
@@ -252,6 +271,7 @@ impl GuestService {
         match self.hot.guest_messages(guest_id).await {
             Ok(Some(messages)) if is_complete(&messages) => {
                 self.usage.record(guest_id, "guest", |d| d.cache_hits += 1);
+                self.record_read(guest_id).await;
                 return Ok(GuestHistory {
                     conversation_id: messages[0].conversation_id,
                     messages,
@@ -269,6 +289,9 @@ impl GuestService {
             .await
             .inspect_err(|e| self.note(e))?;
         let conversation = conversation.ok_or(ServiceError::GuestNotFound)?;
+        if conversation.main_conversation_id.is_none() {
+            self.record_read(guest_id).await;
+        }
         let messages: Vec<Arc<CachedMessage>> =
             rows.iter().map(|r| Arc::new(sql::to_cached(r))).collect();
         if !messages.is_empty()
@@ -283,6 +306,29 @@ impl GuestService {
             source: Source::L2,
             migrated_to: conversation.main_conversation_id,
         })
+    }
+
+    /// A read counts as access: `accessed_at` and the expiry move, at most once per
+    /// [`rules::expiry_slack`] per guest, in a write of its own that the read does not wait for.
+    async fn record_read(&self, guest_id: &str) {
+        if self.recently_read.contains_key(guest_id) {
+            return;
+        }
+        self.recently_read.insert(guest_id.to_string(), ()).await;
+        let (store, id, retention) = (self.store.clone(), guest_id.to_string(), self.retention);
+        tokio::spawn(async move {
+            let touched = store
+                .write(move |txn| {
+                    Box::pin(async move {
+                        sql::touch(txn, &id, now(), retention).await?;
+                        Ok::<_, ServiceError>(Write::Commit(()))
+                    })
+                })
+                .await;
+            if let Err(err) = touched {
+                warn!(error = %err, "could not record a guest read");
+            }
+        });
     }
 
     async fn read_from_sql(

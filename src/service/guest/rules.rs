@@ -93,24 +93,34 @@ pub fn check_write_access(held: bool, has_token: bool) -> Result<(), ServiceErro
     }
 }
 
-/// When a guest written to at `now` expires.
+/// When a guest written to (or read) at `now` expires.
 pub fn expiry(now: DateTime<Utc>, retention: Duration) -> DateTime<Utc> {
     now + retention
 }
 
-/// A stored expiry before this instant is moved to [`expiry`] by a write at `now`; a later one
-/// is left alone (it lags by less than an hour).
-pub fn expiry_floor(now: DateTime<Utc>, retention: Duration) -> DateTime<Utc> {
-    expiry(now, retention) - EXPIRY_SLACK
+/// How far a stored expiry may be from [`expiry`] before an access moves it, and how often a
+/// guest's reads are recorded: an hour, or a tenth of the retention when that is shorter (the
+/// expiry is indexed, so it is not moved on every message).
+pub fn expiry_slack(retention: Duration) -> Duration {
+    EXPIRY_SLACK.min(retention / 10)
 }
 
-/// True when a write at `now` must move the stored expiry `stored`.
+/// The stored expiries an access at `now` leaves alone: `[floor, ceiling]` around [`expiry`]. One
+/// outside (e.g. a never-written session's shorter or longer time to live) is moved to it.
+pub fn expiry_window(now: DateTime<Utc>, retention: Duration) -> (DateTime<Utc>, DateTime<Utc>) {
+    let target = expiry(now, retention);
+    let slack = expiry_slack(retention);
+    (target - slack, target + slack)
+}
+
+/// True when an access at `now` must move the stored expiry `stored`.
 pub fn expiry_is_stale(
     stored: Option<DateTime<Utc>>,
     now: DateTime<Utc>,
     retention: Duration,
 ) -> bool {
-    stored.is_none_or(|at| at < expiry_floor(now, retention))
+    let (floor, ceiling) = expiry_window(now, retention);
+    stored.is_none_or(|at| at < floor || at > ceiling)
 }
 
 /// A title from the first user message: its first line, at most 80 characters.
@@ -270,6 +280,20 @@ mod tests {
             now,
             retention
         ));
+        // A session's time to live beyond the retention is moved down by a write too.
+        assert!(expiry_is_stale(
+            Some(now + retention + Duration::minutes(61)),
+            now,
+            retention
+        ));
+        // Short retentions (tests) scale the slack down.
+        let short = Duration::seconds(3);
+        assert!(expiry_is_stale(
+            Some(now + Duration::seconds(2)),
+            now,
+            short
+        ));
+        assert!(!expiry_is_stale(Some(now + short), now, short));
     }
 
     #[test]

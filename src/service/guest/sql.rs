@@ -28,11 +28,11 @@ use crate::{
 
 const MIGRATION_VERSION: &str = "1.0";
 
-/// A guest's new conversation as it will be stored.
+/// A guest's new conversation as it will be stored, kept until `expires_at`.
 pub(super) fn new_conversation(
     guest_id: &str,
     now: DateTime<Utc>,
-    retention: Duration,
+    expires_at: DateTime<Utc>,
     message_count: i64,
     title: Option<String>,
 ) -> conversation_cache::Model {
@@ -46,7 +46,7 @@ pub(super) fn new_conversation(
         migration_version: MIGRATION_VERSION.into(),
         created_at: now,
         accessed_at: now,
-        expires_at: Some(rules::expiry(now, retention)),
+        expires_at: Some(expires_at),
         guest_id: guest_id.to_string(),
         main_conversation_id: None,
     }
@@ -120,7 +120,8 @@ pub(super) async fn claim(
     retention: Duration,
     title: Option<String>,
 ) -> Result<Option<conversation_cache::Model>, ServiceError> {
-    let row = new_conversation(guest_id, now, retention, 1, title).into_active_model();
+    let expires_at = rules::expiry(now, retention);
+    let row = new_conversation(guest_id, now, expires_at, 1, title).into_active_model();
     let inserted = conversation_cache::Entity::insert(row)
         .on_conflict(
             OnConflict::column(conversation_cache::Column::GuestId)
@@ -135,18 +136,44 @@ pub(super) async fn claim(
     find_conversation(txn, guest_id).await
 }
 
-/// `ExpiresAt` as a write at `now` leaves it: moved only when [`rules::expiry_is_stale`].
+/// `ExpiresAt` as an access at `now` leaves it: moved only when [`rules::expiry_is_stale`].
 pub(super) fn moved_expiry(now: DateTime<Utc>, retention: Duration) -> SimpleExpr {
     let column = || Expr::col(conversation_cache::Column::ExpiresAt);
+    let (floor, ceiling) = rules::expiry_window(now, retention);
     CaseStatement::new()
         .case(
             column()
                 .is_null()
-                .or(column().lt(rules::expiry_floor(now, retention))),
+                .or(column().lt(floor))
+                .or(column().gt(ceiling)),
             Expr::value(Some(rules::expiry(now, retention))),
         )
         .finally(column())
         .into()
+}
+
+/// Records a read of the guest at `now`: access time, and the expiry of a guest that holds
+/// messages (a never-written session keeps its own time to live).
+pub(super) async fn touch(
+    txn: &DatabaseTransaction,
+    guest_id: &str,
+    now: DateTime<Utc>,
+    retention: Duration,
+) -> Result<(), ServiceError> {
+    let expiry = CaseStatement::new()
+        .case(
+            Expr::col(conversation_cache::Column::MessageCount).gt(0),
+            moved_expiry(now, retention),
+        )
+        .finally(Expr::col(conversation_cache::Column::ExpiresAt));
+    conversation_cache::Entity::update_many()
+        .col_expr(conversation_cache::Column::AccessedAt, Expr::value(now))
+        .col_expr(conversation_cache::Column::ExpiresAt, expiry.into())
+        .filter(conversation_cache::Column::GuestId.eq(guest_id))
+        .filter(conversation_cache::Column::MainConversationId.is_null())
+        .exec(txn)
+        .await?;
+    Ok(())
 }
 
 /// `message_count + 1` (and access time, expiry, first title) on the guest's open conversation,
