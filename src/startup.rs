@@ -18,6 +18,7 @@ use crate::{
         auth::AuthService,
         conversations::ConversationService,
         guest::{GuestLifetimes, GuestService},
+        inspect::InspectService,
         limits::RateLimiter,
         migration::MigrationService,
         retention::RetentionService,
@@ -113,6 +114,7 @@ pub async fn build_state(settings: Settings) -> Result<AppState, StartupError> {
         store.clone(),
         hot.clone(),
         guests.clone(),
+        usage.clone(),
     ));
     let conversations = ConversationService::new(
         store.clone(),
@@ -121,6 +123,7 @@ pub async fn build_state(settings: Settings) -> Result<AppState, StartupError> {
     );
     let admin = AdminService::new(store.clone());
     let retention = RetentionService::new(store.clone(), hot.clone(), usage.clone());
+    let inspect = InspectService::new(store.clone(), hot.clone());
     let limiter = RateLimiter::<IpAddr>::new(
         settings.limits.guest_sessions_per_ip_per_hour,
         Duration::from_secs(3600),
@@ -135,6 +138,8 @@ pub async fn build_state(settings: Settings) -> Result<AppState, StartupError> {
         conversations,
         admin,
         retention,
+        inspect,
+        started: std::time::Instant::now(),
         usage,
         guest_session_limiter: Arc::new(limiter),
     })

@@ -11,6 +11,7 @@ use crate::{
         auth::AuthService,
         conversations::ConversationService,
         guest::GuestService,
+        inspect::InspectService,
         limits::RateLimiter,
         migration::MigrationService,
         retention::RetentionService,
@@ -30,6 +31,9 @@ pub struct AppState {
     pub conversations: ConversationService,
     pub admin: AdminService,
     pub retention: RetentionService,
+    pub inspect: InspectService,
+    /// When the server started, for uptime.
+    pub started: std::time::Instant,
     pub usage: Arc<UsageCounters>,
     pub guest_session_limiter: Arc<RateLimiter<IpAddr>>,
 }
@@ -40,8 +44,11 @@ impl AppState {
         let mut usage = self.usage.pending_for(subject);
         if let Some(row) = self.usage.stored(self.store.conn(), subject).await? {
             usage.requests += row.total_requests;
+            usage.cache_hits += row.cache_hits;
+            usage.cache_misses += row.cache_misses;
             usage.messages_stored += row.messages_stored;
             usage.tokens += row.tokens_total;
+            usage.last_request_at = usage.last_request_at.max(row.last_request_at);
         }
         Ok(usage)
     }

@@ -1,18 +1,22 @@
 //! The admin API (bearer = `admin.token`; off when none is configured): the migrations audit
-//! trail and the cross-layer verification report.
+//! trail, the cross-layer verification report, table counts, and one guest's layers.
 // poem-openapi takes one handler argument per documented query parameter.
 #![allow(clippy::too_many_arguments)]
 
 use chrono::{DateTime, Utc};
 use poem::web::Data;
-use poem_openapi::{Object, OpenApi, param::Query, payload::Json};
+use poem_openapi::{
+    Object, OpenApi,
+    param::{Path, Query},
+    payload::Json,
+};
 use uuid::Uuid;
 
 use super::{
     ApiTags,
     error::{ApiResult, statuses},
     security::AdminBearer,
-    types::{MigrationStatus, Timestamp},
+    types::{GuestId, MigrationStatus, Timestamp},
 };
 use crate::{
     service::{admin::MigrationFilter, page::page_size},
@@ -22,8 +26,95 @@ use crate::{
 statuses! {
     /// Reading the audit trail.
     AuditErrors: 400, 401, 404, 422, 500, 503;
-    /// Verifying the layers.
+    /// Verifying the layers, or counting rows.
     VerifyErrors: 401, 404, 500, 503;
+    /// Inspecting one guest.
+    InspectErrors: 401, 404, 422, 500, 503;
+}
+
+/// Row counts and the hot cache's state.
+#[derive(Debug, Object)]
+pub struct Stats {
+    /// Rows in every table (`users`, `conversations`, `messages`, `usage_metrics`,
+    /// `conversation_cache`, `message_cache`, `cache_content_mapping`, `cache_migrations`,
+    /// `cache_metrics`, `cache_embeddings`).
+    pub tables: std::collections::BTreeMap<String, i64>,
+    pub l1: L1Stats,
+    pub uptime_secs: u64,
+}
+
+#[derive(Debug, Object)]
+pub struct L1Stats {
+    /// `memory` or `redis`.
+    pub backend: String,
+    /// `up` or `down`.
+    pub state: String,
+    /// Share of guest reads since start answered by the hot cache, 0 to 1.
+    pub hit_ratio: f64,
+}
+
+/// Where one guest's data is right now.
+#[derive(Debug, Object)]
+pub struct GuestLayersView {
+    pub guest_id: String,
+    pub l1: L1View,
+    /// The guest's conversation in the cache tables; absent once cleanup deleted it.
+    pub l2: Option<L2View>,
+    pub mapping: MappingView,
+    /// Stored vectors of this guest's messages.
+    pub embeddings: u64,
+    /// The guest's usage row, when flushed.
+    pub usage: Option<UsageView>,
+    /// The latest audit record of a migration of this guest.
+    pub migration: Option<MigrationRecord>,
+}
+
+#[derive(Debug, Object)]
+pub struct L1View {
+    pub present: bool,
+    pub messages: u64,
+    /// Seconds left (Redis); null for the in-process cache or when absent.
+    pub ttl_secs: Option<i64>,
+}
+
+#[derive(Debug, Object)]
+pub struct L2View {
+    pub conversation_id: Uuid,
+    pub messages: u64,
+    pub expires_at: Option<Timestamp>,
+}
+
+#[derive(Debug, Object)]
+pub struct MappingView {
+    /// Ledger rows of the guest's messages.
+    pub rows: u64,
+    /// Of those, synced into an account.
+    pub synced: u64,
+}
+
+#[derive(Debug, Object)]
+pub struct UsageView {
+    pub tier: String,
+    pub total_requests: i64,
+    pub cache_hits: i64,
+    pub cache_misses: i64,
+    pub messages_stored: i64,
+    pub tokens_total: i64,
+    pub last_request_at: Option<Timestamp>,
+}
+
+impl From<entity::usage_metrics::Model> for UsageView {
+    fn from(u: entity::usage_metrics::Model) -> Self {
+        Self {
+            tier: u.tier,
+            total_requests: u.total_requests,
+            cache_hits: u.cache_hits,
+            cache_misses: u.cache_misses,
+            messages_stored: u.messages_stored,
+            tokens_total: u.tokens_total,
+            last_request_at: u.last_request_at.map(Timestamp),
+        }
+    }
 }
 
 #[derive(Debug, Object)]
@@ -140,6 +231,66 @@ impl AdminApi {
                     detail: c.detail,
                 })
                 .collect(),
+        }))
+    }
+
+    /// Row counts of every table, the hot cache's hit ratio, uptime
+    #[oai(path = "/v1/admin/stats", method = "get", operation_id = "get_stats")]
+    async fn stats(
+        &self,
+        state: Data<&AppState>,
+        _admin: AdminBearer,
+    ) -> ApiResult<Json<Stats>, VerifyErrors> {
+        let tables = state.inspect.table_counts().await?;
+        Ok(Json(Stats {
+            tables: tables
+                .into_iter()
+                .map(|(t, n)| (t.to_string(), n))
+                .collect(),
+            l1: L1Stats {
+                backend: state.hot.backend().into(),
+                state: state.hot.state().as_str().into(),
+                hit_ratio: state.guests.l1_hit_ratio(),
+            },
+            uptime_secs: state.started.elapsed().as_secs(),
+        }))
+    }
+
+    /// Where one guest's data is, layer by layer
+    ///
+    /// The hot cache entry, the cache-table conversation, ledger rows, embeddings, usage row and
+    /// the latest migration audit record. 404 when no layer knows the guest.
+    #[oai(
+        path = "/v1/admin/guests/:guest_id/layers",
+        method = "get",
+        operation_id = "get_guest_layers"
+    )]
+    async fn guest_layers(
+        &self,
+        state: Data<&AppState>,
+        _admin: AdminBearer,
+        guest_id: Path<GuestId>,
+    ) -> ApiResult<Json<GuestLayersView>, InspectErrors> {
+        let layers = state.inspect.guest_layers(&guest_id).await?;
+        Ok(Json(GuestLayersView {
+            guest_id: guest_id.0.0,
+            l1: L1View {
+                present: layers.l1.present,
+                messages: layers.l1.messages,
+                ttl_secs: layers.l1.ttl_secs,
+            },
+            l2: layers.l2.map(|l2| L2View {
+                conversation_id: l2.conversation_id,
+                messages: l2.messages,
+                expires_at: l2.expires_at.map(Timestamp),
+            }),
+            mapping: MappingView {
+                rows: layers.mapping_rows,
+                synced: layers.mapping_synced,
+            },
+            embeddings: layers.embeddings,
+            usage: layers.usage.map(UsageView::from),
+            migration: layers.migration.map(MigrationRecord::from),
         }))
     }
 }

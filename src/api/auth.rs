@@ -81,12 +81,16 @@ pub enum SignupResponse {
     Created(Json<AuthSession>),
 }
 
-/// Usage counters (flushed from memory every few seconds).
+/// Usage counters (counted in memory, flushed every few seconds; a migrated guest's counters
+/// are the account's).
 #[derive(Debug, Object)]
 pub struct Usage {
     pub total_requests: i64,
+    pub cache_hits: i64,
+    pub cache_misses: i64,
     pub messages_stored: i64,
     pub tokens_total: i64,
+    pub last_request_at: Option<Timestamp>,
 }
 
 #[derive(Debug, Object)]
@@ -148,8 +152,11 @@ impl AuthApi {
             user: user.into(),
             usage: Usage {
                 total_requests: usage.requests,
+                cache_hits: usage.cache_hits,
+                cache_misses: usage.cache_misses,
                 messages_stored: usage.messages_stored,
                 tokens_total: usage.tokens,
+                last_request_at: usage.last_request_at.map(Timestamp),
             },
         }))
     }

@@ -164,6 +164,15 @@ impl HotCache {
         }
     }
 
+    /// Seconds the guest's entry has left, where the backend can tell (Redis); `None` for the
+    /// in-process cache, or when nothing is cached.
+    pub async fn ttl_secs(&self, guest_id: &str) -> Result<Option<i64>, HotError> {
+        match self {
+            HotCache::Memory(_) => Ok(None),
+            HotCache::Redis(r) => r.ttl_secs(guest_id).await,
+        }
+    }
+
     pub async fn remove_guest(&self, guest_id: &str) -> Result<(), HotError> {
         match self {
             HotCache::Memory(m) => {

@@ -251,6 +251,14 @@ impl RedisCache {
         Ok(())
     }
 
+    /// Seconds the guest's key has left; `None` when there is no key.
+    pub async fn ttl_secs(&self, guest_id: &str) -> Result<Option<i64>, HotError> {
+        let key = self.key(guest_id);
+        let mut conn = self.inner.conn.clone();
+        let ttl: i64 = self.call(conn.ttl(&key)).await?;
+        Ok((ttl >= 0).then_some(ttl))
+    }
+
     pub async fn remove(&self, guest_id: &str) -> Result<(), HotError> {
         let key = self.key(guest_id);
         let mut conn = self.inner.conn.clone();

@@ -3,10 +3,12 @@
 //! marked synced, a completed `cache_migrations` row is written, and counts and checksum are
 //! verified before commit. Then the guest's hot-cache key is dropped.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 use entity::{
     cache_content_mapping, cache_migrations, conversation_cache, conversations, message_cache,
-    messages,
+    messages, users,
 };
 use sea_orm::{
     ActiveValue::Set,
@@ -21,6 +23,7 @@ use super::{
     clock::now,
     digest::sha256_hex,
     guest::{GuestService, rules::validate_guest_id},
+    usage::{self, UsageCounters},
 };
 use crate::{
     failpoint::Failpoint,
@@ -39,21 +42,30 @@ pub struct MigrationReport {
     pub checksum: String,
     pub already_migrated: bool,
     pub completed_at: Option<DateTime<Utc>>,
+    /// The account's tier (its usage counters take it).
+    pub tier: String,
 }
 
 pub struct MigrationService {
     store: Store,
     hot: HotCache,
     guests: GuestService,
+    usage: Arc<UsageCounters>,
     failpoint: Failpoint,
 }
 
 impl MigrationService {
-    pub fn new(store: Store, hot: HotCache, guests: GuestService) -> Self {
+    pub fn new(
+        store: Store,
+        hot: HotCache,
+        guests: GuestService,
+        usage: Arc<UsageCounters>,
+    ) -> Self {
         Self {
             store,
             hot,
             guests,
+            usage,
             failpoint: Failpoint::from_env("migrate_after_messages"),
         }
     }
@@ -91,6 +103,8 @@ impl MigrationService {
         match &result {
             Ok(report) if !report.already_migrated => {
                 info!(messages = report.messages_migrated, "guest migrated");
+                self.usage
+                    .transfer(guest_id, &user_id.to_string(), &report.tier);
                 if let Err(err) = self.hot.remove_guest(guest_id).await {
                     warn!(error = %err, "hot cache key of a migrated guest could not be dropped");
                 }
@@ -288,6 +302,12 @@ async fn migrate_in(
     let expected = checksum::checksum(rows.iter().map(|m| (m.sequence, m.message_hash.as_str())));
     verify_copied(txn, conversation_id, rows.len() as i64, &expected).await?;
 
+    let tier = users::Entity::find_by_id(user_id)
+        .one(txn)
+        .await?
+        .map_or_else(|| "free".to_string(), |u| u.tier);
+    usage::move_stored(txn, guest_id, &user, &tier).await?;
+
     let migration_id = Uuid::now_v7();
     cache_migrations::Entity::insert(cache_migrations::ActiveModel {
         id: Set(migration_id),
@@ -313,6 +333,7 @@ async fn migrate_in(
         checksum: expected,
         already_migrated: false,
         completed_at: Some(at),
+        tier,
     }))
 }
 
@@ -359,5 +380,6 @@ async fn previous_result<C: ConnectionTrait>(
         checksum: done.checksum.unwrap_or_default(),
         already_migrated: true,
         completed_at: done.completed_at,
+        tier: String::new(),
     })
 }

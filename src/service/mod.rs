@@ -9,6 +9,7 @@ pub mod conversations;
 pub mod digest;
 mod error;
 pub mod guest;
+pub mod inspect;
 pub mod limits;
 pub mod migration;
 pub mod page;

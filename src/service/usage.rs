@@ -86,6 +86,18 @@ impl UsageCounters {
             .await
     }
 
+    /// Moves what is pending for `from` (a migrated guest) onto `to` (its account).
+    pub fn transfer(&self, from: &str, to: &str, tier: &str) {
+        let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(mut delta) = pending.remove(from) {
+            delta.tier = tier.to_string();
+            pending
+                .entry(to.to_string())
+                .and_modify(|d| d.absorb(delta.clone()))
+                .or_insert(delta);
+        }
+    }
+
     /// Drops what is pending for `subject` (its data was erased).
     pub fn forget(&self, subject: &str) {
         let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
@@ -131,6 +143,39 @@ impl UsageCounters {
                 .or_insert(delta);
         }
     }
+}
+
+/// Inside a migration's transaction: adds `guest_id`'s stored counters to `user_id`'s row (made
+/// if missing, with the user's `tier`) and removes the guest's row.
+pub async fn move_stored<C: ConnectionTrait>(
+    db: &C,
+    guest_id: &str,
+    user_id: &str,
+    tier: &str,
+) -> Result<(), DbErr> {
+    use sea_orm::{ColumnTrait, QueryFilter};
+    let Some(row) = usage_metrics::Entity::find()
+        .filter(Column::UserId.eq(guest_id))
+        .one(db)
+        .await?
+    else {
+        return Ok(());
+    };
+    let delta = UsageDelta {
+        tier: tier.to_string(),
+        requests: row.total_requests,
+        cache_hits: row.cache_hits,
+        cache_misses: row.cache_misses,
+        messages_stored: row.messages_stored,
+        tokens: row.tokens_total,
+        last_request_at: row.last_request_at,
+    };
+    upsert(db, &[(user_id.to_string(), delta)]).await?;
+    usage_metrics::Entity::delete_many()
+        .filter(Column::UserId.eq(guest_id))
+        .exec(db)
+        .await?;
+    Ok(())
 }
 
 async fn upsert<C: ConnectionTrait>(db: &C, batch: &[(String, UsageDelta)]) -> Result<(), DbErr> {

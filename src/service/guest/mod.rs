@@ -11,7 +11,10 @@ pub mod rules;
 mod single;
 mod sql;
 
-use std::sync::Arc;
+use std::sync::{
+    Arc,
+    atomic::{AtomicU64, Ordering},
+};
 
 use chrono::{DateTime, Duration, Utc};
 use entity::{conversation_cache, message_cache};
@@ -101,6 +104,9 @@ pub struct GuestService {
     recently_read: moka::future::Cache<String, ()>,
     /// SQLite: appends are merged in the group commit. PostgreSQL: each in its own transaction.
     appends: Option<Arc<MergeLane<GuestAppends>>>,
+    /// Guest reads since start, for the hit ratio.
+    l1_hits: Arc<AtomicU64>,
+    l1_misses: Arc<AtomicU64>,
 }
 
 /// How long guests are kept.
@@ -138,6 +144,19 @@ impl GuestService {
             session_ttl: chrono(lifetimes.session_ttl),
             recently_read,
             appends,
+            l1_hits: Arc::default(),
+            l1_misses: Arc::default(),
+        }
+    }
+
+    /// The share of guest reads since start answered by the hot cache (0 before any read).
+    pub fn l1_hit_ratio(&self) -> f64 {
+        let hits = self.l1_hits.load(Ordering::Relaxed) as f64;
+        let misses = self.l1_misses.load(Ordering::Relaxed) as f64;
+        if hits + misses == 0.0 {
+            0.0
+        } else {
+            hits / (hits + misses)
         }
     }
 
@@ -271,6 +290,7 @@ impl GuestService {
         match self.hot.guest_messages(guest_id).await {
             Ok(Some(messages)) if is_complete(&messages) => {
                 self.usage.record(guest_id, "guest", |d| d.cache_hits += 1);
+                self.l1_hits.fetch_add(1, Ordering::Relaxed);
                 self.record_read(guest_id).await;
                 return Ok(GuestHistory {
                     conversation_id: messages[0].conversation_id,
@@ -284,6 +304,7 @@ impl GuestService {
         }
         self.usage
             .record(guest_id, "guest", |d| d.cache_misses += 1);
+        self.l1_misses.fetch_add(1, Ordering::Relaxed);
         let (conversation, rows) = self
             .read_from_sql(guest_id)
             .await
