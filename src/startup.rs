@@ -1,5 +1,6 @@
 //! Building and running the server: settings → store (migrated) → hot cache → state → routes,
-//! bound to a listener, until SIGTERM / Ctrl-C. Background jobs (usage flush) run alongside.
+//! bound to a listener, until SIGTERM / Ctrl-C. Background jobs (counter flushes, cleanup of
+//! expired guests) run alongside.
 
 use std::{net::IpAddr, sync::Arc, time::Duration};
 
@@ -7,7 +8,7 @@ use poem::{
     Server,
     listener::{Acceptor, Listener, TcpListener},
 };
-use tracing::{error, info, warn};
+use tracing::{info, warn};
 
 use crate::{
     api,
@@ -16,6 +17,7 @@ use crate::{
     service::{
         admin::AdminService,
         auth::AuthService,
+        cache_metrics::CacheMetrics,
         conversations::ConversationService,
         guest::{GuestLifetimes, GuestService},
         inspect::InspectService,
@@ -91,11 +93,13 @@ pub async fn build_state(settings: Settings) -> Result<AppState, StartupError> {
     };
     hot.start().await;
     let usage = Arc::new(UsageCounters::default());
+    let cache_metrics = Arc::new(CacheMetrics::default());
     let guests = GuestService::new(
         store.clone(),
         hot.clone(),
         GuestTokens::new(&secret),
         usage.clone(),
+        cache_metrics.clone(),
         settings.limits.max_message_bytes,
         GuestLifetimes {
             retention: settings.guest.retention(),
@@ -115,14 +119,21 @@ pub async fn build_state(settings: Settings) -> Result<AppState, StartupError> {
         hot.clone(),
         guests.clone(),
         usage.clone(),
+        cache_metrics.clone(),
     ));
     let conversations = ConversationService::new(
         store.clone(),
         usage.clone(),
+        cache_metrics.clone(),
         settings.limits.max_message_bytes,
     );
     let admin = AdminService::new(store.clone());
-    let retention = RetentionService::new(store.clone(), hot.clone(), usage.clone());
+    let retention = RetentionService::new(
+        store.clone(),
+        hot.clone(),
+        usage.clone(),
+        cache_metrics.clone(),
+    );
     let inspect = InspectService::new(store.clone(), hot.clone());
     let limiter = RateLimiter::<IpAddr>::new(
         settings.limits.guest_sessions_per_ip_per_hour,
@@ -141,6 +152,7 @@ pub async fn build_state(settings: Settings) -> Result<AppState, StartupError> {
         inspect,
         started: std::time::Instant::now(),
         usage,
+        cache_metrics,
         guest_session_limiter: Arc::new(limiter),
     })
 }
@@ -177,9 +189,7 @@ pub async fn serve(settings: Settings) -> Result<(), StartupError> {
         .await;
     flusher.abort();
     cleaner.abort();
-    if let Err(err) = state.usage.flush(&state.store).await {
-        error!(error = %err, "final usage flush failed");
-    }
+    flush_counters(&state).await;
     info!("stopped");
     state.store.close().await;
     result.map_err(StartupError::Serve)
@@ -190,9 +200,17 @@ async fn flush_usage_forever(state: AppState, every: Duration) {
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        if let Err(err) = state.usage.flush(&state.store).await {
-            warn!(error = %err, "usage flush failed; counts kept for the next one");
-        }
+        flush_counters(&state).await;
+    }
+}
+
+/// Writes the in-memory usage and cache-metric counters; on failure they wait for the next flush.
+async fn flush_counters(state: &AppState) {
+    if let Err(err) = state.usage.flush(&state.store).await {
+        warn!(error = %err, "usage flush failed; counts kept for the next one");
+    }
+    if let Err(err) = state.cache_metrics.flush(&state.store).await {
+        warn!(error = %err, "cache-metric flush failed; counts kept for the next one");
     }
 }
 

@@ -9,6 +9,7 @@ use crate::{
         ServiceError,
         admin::AdminService,
         auth::AuthService,
+        cache_metrics::CacheMetrics,
         conversations::ConversationService,
         guest::GuestService,
         inspect::InspectService,
@@ -35,6 +36,7 @@ pub struct AppState {
     /// When the server started, for uptime.
     pub started: std::time::Instant,
     pub usage: Arc<UsageCounters>,
+    pub cache_metrics: Arc<CacheMetrics>,
     pub guest_session_limiter: Arc<RateLimiter<IpAddr>>,
 }
 

@@ -15,6 +15,7 @@ use uuid::Uuid;
 
 use super::{
     ErrorCode, Page, ServiceError,
+    cache_metrics::{CacheMetrics, Layer, Op},
     clock::{now, stored_precision},
     digest::md5_hex,
     guest::{
@@ -50,14 +51,21 @@ pub struct NewAccountMessage {
 pub struct ConversationService {
     store: Store,
     usage: Arc<UsageCounters>,
+    metrics: Arc<CacheMetrics>,
     max_message_bytes: usize,
 }
 
 impl ConversationService {
-    pub fn new(store: Store, usage: Arc<UsageCounters>, max_message_bytes: usize) -> Self {
+    pub fn new(
+        store: Store,
+        usage: Arc<UsageCounters>,
+        metrics: Arc<CacheMetrics>,
+        max_message_bytes: usize,
+    ) -> Self {
         Self {
             store,
             usage,
+            metrics,
             max_message_bytes,
         }
     }
@@ -209,10 +217,14 @@ impl ConversationService {
         msg: &NewAccountMessage,
     ) -> Result<(messages::Model, bool), ServiceError> {
         let owned = msg.clone();
-        let (stored, duplicate) = self
+        let started = std::time::Instant::now();
+        let written = self
             .store
             .write(move |txn| Box::pin(add_message_in(txn, user_id, id, owned)))
-            .await?;
+            .await;
+        self.metrics
+            .timed(Layer::Main, Op::Write, started, &written);
+        let (stored, duplicate) = written?;
         if duplicate {
             return Ok((stored, true));
         }

@@ -19,7 +19,9 @@ use tracing::{error, info, instrument, warn};
 use uuid::Uuid;
 
 use super::{
-    ServiceError, checksum,
+    ServiceError,
+    cache_metrics::{CacheMetrics, Layer, Op},
+    checksum,
     clock::now,
     digest::sha256_hex,
     guest::{GuestService, rules::validate_guest_id},
@@ -51,6 +53,7 @@ pub struct MigrationService {
     hot: HotCache,
     guests: GuestService,
     usage: Arc<UsageCounters>,
+    metrics: Arc<CacheMetrics>,
     failpoint: Failpoint,
 }
 
@@ -60,12 +63,14 @@ impl MigrationService {
         hot: HotCache,
         guests: GuestService,
         usage: Arc<UsageCounters>,
+        metrics: Arc<CacheMetrics>,
     ) -> Self {
         Self {
             store,
             hot,
             guests,
             usage,
+            metrics,
             failpoint: Failpoint::from_env("migrate_after_messages"),
         }
     }
@@ -81,6 +86,7 @@ impl MigrationService {
         validate_guest_id(guest_id)?;
         self.guests.authorize(guest_id, guest_token)?;
         let started_at = now();
+        let started = std::time::Instant::now();
         let mut attempt = 0;
         let result = loop {
             let (id, fail, backend) = (
@@ -100,12 +106,17 @@ impl MigrationService {
                 other => break other,
             }
         };
+        self.metrics
+            .timed(Layer::Main, Op::Migrate, started, &result);
         match &result {
             Ok(report) if !report.already_migrated => {
                 info!(messages = report.messages_migrated, "guest migrated");
                 self.usage
                     .transfer(guest_id, &user_id.to_string(), &report.tier);
-                if let Err(err) = self.hot.remove_guest(guest_id).await {
+                let started = std::time::Instant::now();
+                let removed = self.hot.remove_guest(guest_id).await;
+                self.metrics.timed(Layer::L1, Op::Erase, started, &removed);
+                if let Err(err) = removed {
                     warn!(error = %err, "hot cache key of a migrated guest could not be dropped");
                 }
             }

@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod cache_metrics;
 pub mod checksum;
 pub mod clock;
 pub mod conversations;

@@ -14,7 +14,12 @@ use uuid::Uuid;
 
 use std::sync::Arc;
 
-use super::{ServiceError, clock::now, usage::UsageCounters};
+use super::{
+    ServiceError,
+    cache_metrics::{CacheMetrics, Layer, Op},
+    clock::now,
+    usage::UsageCounters,
+};
 use crate::{
     hot::HotCache,
     store::{Store, Write},
@@ -35,6 +40,7 @@ pub struct RetentionService {
     store: Store,
     hot: HotCache,
     usage: Arc<UsageCounters>,
+    metrics: Arc<CacheMetrics>,
 }
 
 /// An expired guest: unmigrated, its expiry passed at `now`.
@@ -45,8 +51,18 @@ fn expired(now: DateTime<Utc>) -> Condition {
 }
 
 impl RetentionService {
-    pub fn new(store: Store, hot: HotCache, usage: Arc<UsageCounters>) -> Self {
-        Self { store, hot, usage }
+    pub fn new(
+        store: Store,
+        hot: HotCache,
+        usage: Arc<UsageCounters>,
+        metrics: Arc<CacheMetrics>,
+    ) -> Self {
+        Self {
+            store,
+            hot,
+            usage,
+            metrics,
+        }
     }
 
     /// Deletes every guest expired now; with `dry_run`, only counts them.
@@ -58,7 +74,10 @@ impl RetentionService {
         }
         let mut report = CleanupReport::default();
         loop {
-            let done = self.delete_batch(now).await?;
+            let started = std::time::Instant::now();
+            let done = self.delete_batch(now).await;
+            self.metrics.timed(Layer::L2, Op::Erase, started, &done);
+            let done = done?;
             report.guests += done.guests;
             report.messages += done.messages;
             if done.guests < BATCH {

@@ -11,9 +11,12 @@ pub mod rules;
 mod single;
 mod sql;
 
-use std::sync::{
-    Arc,
-    atomic::{AtomicU64, Ordering},
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Instant,
 };
 
 use chrono::{DateTime, Duration, Utc};
@@ -24,6 +27,7 @@ use uuid::Uuid;
 
 use super::{
     ServiceError,
+    cache_metrics::{CacheMetrics, Layer, Op, Outcome},
     clock::{now, stored_precision},
     tokens::GuestTokens,
     usage::UsageCounters,
@@ -96,6 +100,7 @@ pub struct GuestService {
     hot: HotCache,
     tokens: GuestTokens,
     usage: Arc<UsageCounters>,
+    metrics: Arc<CacheMetrics>,
     max_message_bytes: usize,
     retention: Duration,
     session_ttl: Duration,
@@ -124,6 +129,7 @@ impl GuestService {
         hot: HotCache,
         tokens: GuestTokens,
         usage: Arc<UsageCounters>,
+        metrics: Arc<CacheMetrics>,
         max_message_bytes: usize,
         lifetimes: GuestLifetimes,
     ) -> Self {
@@ -139,6 +145,7 @@ impl GuestService {
             hot,
             tokens,
             usage,
+            metrics,
             max_message_bytes,
             retention,
             session_ttl: chrono(lifetimes.session_ttl),
@@ -221,6 +228,7 @@ impl GuestService {
         msg.timestamp = msg.timestamp.map(stored_precision);
         let has_token = token.is_some();
         let mut attempt = 0;
+        let started = Instant::now();
         let stored = loop {
             let (id, m) = (guest_id.to_string(), msg.clone());
             let result = match &self.appends {
@@ -247,7 +255,10 @@ impl GuestService {
                     warn!(error = %err, attempt, "write conflict; retrying");
                     tokio::time::sleep(std::time::Duration::from_millis(5 * attempt)).await;
                 }
-                other => break other.inspect_err(|e| self.note(e))?,
+                other => {
+                    self.metrics.timed(Layer::L2, Op::Write, started, &other);
+                    break other.inspect_err(|e| self.note(e))?;
+                }
             }
         };
         let message = Arc::new(stored.message);
@@ -259,7 +270,10 @@ impl GuestService {
                 issued_token: None,
             });
         }
-        if let Err(err) = self.hot.append_guest_message(guest_id, &message).await {
+        let started = Instant::now();
+        let appended = self.hot.append_guest_message(guest_id, &message).await;
+        self.metrics.timed(Layer::L1, Op::Write, started, &appended);
+        if let Err(err) = appended {
             warn!(error = %err, "hot cache append failed; dropping the key");
             if let Err(err) = self.hot.remove_guest(guest_id).await {
                 warn!(error = %err, "hot cache key could not be dropped");
@@ -287,7 +301,16 @@ impl GuestService {
     ) -> Result<GuestHistory, ServiceError> {
         rules::validate_guest_id(guest_id)?;
         self.authorize(guest_id, token)?;
-        match self.hot.guest_messages(guest_id).await {
+        let started = Instant::now();
+        let cached = self.hot.guest_messages(guest_id).await;
+        let outcome = match &cached {
+            Ok(Some(messages)) if is_complete(messages) => Outcome::Hit,
+            Ok(_) => Outcome::Miss,
+            Err(_) => Outcome::Error,
+        };
+        self.metrics
+            .record(Layer::L1, Op::Read, outcome, started.elapsed());
+        match cached {
             Ok(Some(messages)) if is_complete(&messages) => {
                 self.usage.record(guest_id, "guest", |d| d.cache_hits += 1);
                 self.l1_hits.fetch_add(1, Ordering::Relaxed);
@@ -305,21 +328,23 @@ impl GuestService {
         self.usage
             .record(guest_id, "guest", |d| d.cache_misses += 1);
         self.l1_misses.fetch_add(1, Ordering::Relaxed);
-        let (conversation, rows) = self
-            .read_from_sql(guest_id)
-            .await
-            .inspect_err(|e| self.note(e))?;
+        let started = Instant::now();
+        let read = self.read_from_sql(guest_id).await;
+        self.metrics.timed(Layer::L2, Op::Read, started, &read);
+        let (conversation, rows) = read.inspect_err(|e| self.note(e))?;
         let conversation = conversation.ok_or(ServiceError::GuestNotFound)?;
         if conversation.main_conversation_id.is_none() {
             self.record_read(guest_id).await;
         }
         let messages: Vec<Arc<CachedMessage>> =
             rows.iter().map(|r| Arc::new(sql::to_cached(r))).collect();
-        if !messages.is_empty()
-            && conversation.main_conversation_id.is_none()
-            && let Err(err) = self.hot.fill_guest(guest_id, &messages).await
-        {
-            warn!(error = %err, "hot cache refill failed");
+        if !messages.is_empty() && conversation.main_conversation_id.is_none() {
+            let started = Instant::now();
+            let filled = self.hot.fill_guest(guest_id, &messages).await;
+            self.metrics.timed(Layer::L1, Op::Fill, started, &filled);
+            if let Err(err) = filled {
+                warn!(error = %err, "hot cache refill failed");
+            }
         }
         Ok(GuestHistory {
             conversation_id: conversation.id,
@@ -375,12 +400,18 @@ impl GuestService {
         rules::validate_guest_id(guest_id)?;
         self.authorize(guest_id, token)?;
         let id = guest_id.to_string();
-        self.store
+        let started = Instant::now();
+        let erased = self
+            .store
             .write(move |txn| Box::pin(sql::erase_in(txn, id)))
-            .await
-            .inspect_err(|e| self.note(e))?;
+            .await;
+        self.metrics.timed(Layer::L2, Op::Erase, started, &erased);
+        erased.inspect_err(|e| self.note(e))?;
         self.usage.forget(guest_id);
-        if let Err(err) = self.hot.remove_guest(guest_id).await {
+        let started = Instant::now();
+        let removed = self.hot.remove_guest(guest_id).await;
+        self.metrics.timed(Layer::L1, Op::Erase, started, &removed);
+        if let Err(err) = removed {
             warn!(error = %err, "hot cache key could not be dropped after erase");
         }
         Ok(())
