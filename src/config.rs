@@ -55,6 +55,14 @@ pub struct Settings {
     pub limits: LimitSettings,
     pub guest: GuestSettings,
     pub metrics: MetricsSettings,
+    pub log: LogSettings,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSettings {
+    /// `text` (human-readable; colours only on a terminal) or `json` (one object per line).
+    pub format: String,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -147,6 +155,8 @@ impl GuestSettings {
 #[serde(deny_unknown_fields)]
 pub struct MetricsSettings {
     pub flush_interval_secs: u64,
+    /// When set, `GET /metrics` needs `Authorization: Bearer <token>`.
+    pub token: Secret,
 }
 
 /// Which database a URL names.
@@ -266,6 +276,13 @@ impl Settings {
                 self.metrics.flush_interval_secs,
             ),
         ];
+        if !["text", "json"].contains(&self.log.format.as_str()) {
+            return Err(ConfigError(format!(
+                "log.format ({}) must be text or json, not {:?}",
+                env_name("log.format"),
+                self.log.format
+            )));
+        }
         for (key, value) in positive {
             if value == 0 {
                 return Err(ConfigError(format!(

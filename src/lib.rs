@@ -5,6 +5,7 @@ pub mod cli;
 pub mod config;
 pub mod failpoint;
 pub mod hot;
+pub mod metrics;
 pub mod service;
 pub mod startup;
 pub mod state;

@@ -3,13 +3,14 @@
 //! bodies (413), an `Allow` header on 405, and the JSON error shape for errors that did not come
 //! from `ApiError` (unknown routes, 405, 413, 414).
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Instant};
 
 use poem::{
     Body, Endpoint, EndpointExt, IntoResponse, Request, Response,
     http::{HeaderValue, StatusCode, Uri, header},
 };
 use tokio::io::AsyncReadExt;
+use tracing::{Instrument, info};
 
 use super::{
     error::{ErrorBody, status_of},
@@ -33,32 +34,61 @@ pub fn body_limit(max_message_bytes: usize) -> usize {
 
 pub fn wrap(app: impl Endpoint + 'static, limit: usize, allowed: AllowedMethods) -> impl Endpoint {
     let allowed = Arc::new(allowed);
-    app.around(move |ep, mut req| {
+    app.around(move |ep, req| {
         let allowed = allowed.clone();
+        let request_id = request_id(&req);
+        // Every log line written while serving the request carries its id.
+        let span = tracing::info_span!(
+            "request",
+            request_id = request_id.to_str().unwrap_or_default()
+        );
         async move {
-            let request_id = request_id(&req);
-            let response = if req.uri().to_string().len() > MAX_URI_BYTES {
-                error_response(
-                    ErrorCode::UriTooLong,
-                    "the request URI is longer than 8 KiB",
-                )
-            } else {
-                rewrite_seed_path(&mut req);
-                let path = req.uri().path().to_string();
-                let response = match limit_body(&mut req, limit).await {
-                    Ok(()) => match ep.call(req).await {
-                        Ok(response) => response.into_response(),
-                        Err(err) => error_answer(err),
-                    },
-                    Err(response) => response,
-                };
-                with_allow(response, &allowed, &path)
-            };
+            let started = Instant::now();
+            let method = req.method().clone();
+            let (route, response) = answer(ep.as_ref(), req, limit, &allowed).await;
             let mut response = json_errors(response);
+            let status = response.status().as_u16();
+            let seconds = started.elapsed().as_secs_f64();
+            crate::metrics::global().observe_request(method.as_str(), route, status, seconds);
+            info!(
+                target: "genesis::access",
+                method = method.as_str(),
+                route,
+                status,
+                latency_ms = seconds * 1000.0,
+            );
             response.headers_mut().insert(REQUEST_ID, request_id);
             Ok(response)
         }
+        .instrument(span)
     })
+}
+
+/// The route template that answered (for logs and metrics: never a raw path) and the response.
+async fn answer<E: Endpoint>(
+    ep: &E,
+    mut req: Request,
+    limit: usize,
+    allowed: &AllowedMethods,
+) -> (&'static str, Response) {
+    if req.uri().to_string().len() > MAX_URI_BYTES {
+        let response = error_response(
+            ErrorCode::UriTooLong,
+            "the request URI is longer than 8 KiB",
+        );
+        return ("unmatched", response);
+    }
+    rewrite_seed_path(&mut req);
+    let path = req.uri().path().to_string();
+    let route = allowed.template_of(&path);
+    let response = match limit_body(&mut req, limit).await {
+        Ok(()) => match ep.call(req).await {
+            Ok(response) => response.into_response(),
+            Err(err) => error_answer(err),
+        },
+        Err(response) => response,
+    };
+    (route, with_allow(response, allowed, &path))
 }
 
 /// The answer to an error no handler turned into a response: a refused credential, a parameter
@@ -100,11 +130,16 @@ fn rewrite_seed_path(req: &mut Request) {
     }
 }
 
-/// The methods each documented path takes, from the spec, for the `Allow` header of a 405.
+/// The methods each documented path takes, from the spec, for the `Allow` header of a 405, and
+/// the path templates themselves, for logs and metrics.
 pub struct AllowedMethods {
-    /// Path templates split into segments (`{…}` matches any one segment), with their methods.
-    paths: Vec<(Vec<String>, String)>,
+    /// Path templates split into segments (`{…}` matches any one segment), the template, and
+    /// its methods.
+    paths: Vec<(Vec<String>, &'static str, String)>,
 }
+
+/// Routes outside the spec, named as they are.
+const OTHER_ROUTES: [&str; 3] = ["/openapi.json", "/docs", "/metrics"];
 
 impl AllowedMethods {
     pub fn from_spec(spec: &str) -> Self {
@@ -118,24 +153,41 @@ impl AllowedMethods {
                     .unwrap_or_default();
                 names.sort();
                 let segments = template.split('/').map(str::to_string).collect();
-                paths.push((segments, names.join(", ")));
+                // `/v1/guest/chat/:guest_id` (braces trip simple Prometheus parsers). Leaked once
+                // at start-up: a handful of templates, alive for the whole process.
+                let name = template.replace('{', ":").replace('}', "");
+                let name: &'static str = Box::leak(name.into_boxed_str());
+                paths.push((segments, name, names.join(", ")));
             }
         }
         Self { paths }
     }
 
-    fn for_path(&self, path: &str) -> Option<&str> {
+    fn find(&self, path: &str) -> Option<&(Vec<String>, &'static str, String)> {
         let segments: Vec<&str> = path.split('/').collect();
-        self.paths
-            .iter()
-            .find(|(template, _)| {
-                template.len() == segments.len()
-                    && template
-                        .iter()
-                        .zip(&segments)
-                        .all(|(t, s)| t.starts_with('{') || t == s)
-            })
-            .map(|(_, methods)| methods.as_str())
+        self.paths.iter().find(|(template, _, _)| {
+            template.len() == segments.len()
+                && template
+                    .iter()
+                    .zip(&segments)
+                    .all(|(t, s)| t.starts_with('{') || t == s)
+        })
+    }
+
+    fn for_path(&self, path: &str) -> Option<&str> {
+        self.find(path).map(|(_, _, methods)| methods.as_str())
+    }
+
+    /// The spec's template for `path` (as `/v1/guest/chat/:guest_id`), or `unmatched`.
+    pub fn template_of(&self, path: &str) -> &'static str {
+        match self.find(path) {
+            Some((_, name, _)) => name,
+            None => OTHER_ROUTES
+                .iter()
+                .find(|r| path == **r || path.starts_with(&format!("{r}/")))
+                .copied()
+                .unwrap_or("unmatched"),
+        }
     }
 }
 

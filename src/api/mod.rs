@@ -9,6 +9,7 @@ mod envelope;
 pub mod error;
 pub mod guest;
 pub mod health;
+pub mod metrics;
 pub mod migration;
 mod parse_errors;
 pub mod security;
@@ -160,6 +161,7 @@ pub fn routes(state: AppState) -> impl Endpoint {
             "/docs",
             envelope::static_body(docs_html, "text/html; charset=utf-8"),
         )
+        .at("/metrics", poem::get(metrics::metrics_text))
         .data(state);
     envelope::wrap(app, body_limit, allowed)
 }

@@ -109,6 +109,19 @@ impl CacheMetrics {
         c.count += 1;
         c.total_us = c.total_us.saturating_add(us);
         c.max_us = Ord::max(c.max_us, us);
+        drop(pending);
+        let result = match outcome {
+            Outcome::Hit => "hit",
+            Outcome::Miss => "miss",
+            Outcome::Done => "ok",
+            Outcome::Error => "error",
+        };
+        crate::metrics::global().observe_cache(
+            layer.as_str(),
+            op.as_str(),
+            result,
+            latency.as_secs_f64(),
+        );
     }
 
     /// Counts the operation started at `started`, as `Done` or `Error` by its result.

@@ -108,6 +108,16 @@ impl MigrationService {
         };
         self.metrics
             .timed(Layer::Main, Op::Migrate, started, &result);
+        let outcome = match &result {
+            Ok(report) if report.already_migrated => "already_migrated",
+            Ok(_) => "completed",
+            Err(ServiceError::GuestNotFound | ServiceError::GuestAlreadyClaimed) => "refused",
+            Err(_) => "failed",
+        };
+        crate::metrics::global()
+            .migrations
+            .with_label_values(&[outcome])
+            .inc();
         match &result {
             Ok(report) if !report.already_migrated => {
                 info!(messages = report.messages_migrated, "guest migrated");

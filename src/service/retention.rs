@@ -84,6 +84,11 @@ impl RetentionService {
                 break;
             }
         }
+        let removed = &crate::metrics::global().retention_removed;
+        removed.with_label_values(&["guests"]).inc_by(report.guests);
+        removed
+            .with_label_values(&["messages"])
+            .inc_by(report.messages);
         if report.guests > 0 {
             info!(
                 guests = report.guests,

@@ -154,6 +154,27 @@ impl Store {
         self.backend
     }
 
+    /// Jobs waiting for the group-commit writer (0 when each write is its own transaction).
+    pub fn writer_queue_depth(&self) -> usize {
+        self.writer.as_ref().map_or(0, Writer::queue_depth)
+    }
+
+    /// Pool connections `(in use, idle)`.
+    pub fn pool_state(&self) -> (u64, u64) {
+        let (size, idle) = match self.backend {
+            Backend::Sqlite => {
+                let pool = self.db.get_sqlite_connection_pool();
+                (pool.size(), pool.num_idle())
+            }
+            Backend::Postgres => {
+                let pool = self.db.get_postgres_connection_pool();
+                (pool.size(), pool.num_idle())
+            }
+        };
+        let idle = idle as u64;
+        (u64::from(size).saturating_sub(idle), idle)
+    }
+
     /// The group-commit writer's state; `None` when each write is its own transaction.
     pub fn writer_health(&self) -> Option<&WriterHealth> {
         self.writer.as_ref().map(Writer::health)

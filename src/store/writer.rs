@@ -265,6 +265,11 @@ impl Writer {
         &self.health
     }
 
+    /// Jobs waiting in the queue.
+    pub fn queue_depth(&self) -> usize {
+        self.queue.max_capacity() - self.queue.capacity()
+    }
+
     /// Runs `f` inside the next batch, in its own savepoint; its result arrives after the batch
     /// committed.
     pub async fn write<T, E, F>(&self, f: F) -> Result<T, E>
@@ -355,6 +360,10 @@ impl BatchRunner {
         if batch.is_empty() {
             return Vec::new();
         }
+        crate::metrics::global()
+            .writer_batch
+            .with_label_values::<&str>(&[])
+            .observe(batch.len() as f64);
         let txn = match (self.begin)(self.db.clone()).await {
             Ok(txn) => txn,
             Err(err) => {

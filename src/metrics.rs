@@ -1,0 +1,156 @@
+//! Prometheus metrics for `GET /metrics`, kept by the `prometheus` crate in one process-wide
+//! registry. Labels are bounded: HTTP routes are the spec's path templates (never a raw path, so
+//! no guest or conversation id ever becomes a label), layers and operations are fixed words.
+
+use std::sync::LazyLock;
+
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
+};
+
+/// Every series Genesis exports.
+pub struct Metrics {
+    registry: Registry,
+    http_requests: IntCounterVec,
+    http_duration: HistogramVec,
+    cache_operations: IntCounterVec,
+    cache_duration: HistogramVec,
+    pub writer_batch: HistogramVec,
+    pub writer_queue: IntGaugeVec,
+    pub migrations: IntCounterVec,
+    pub retention_removed: IntCounterVec,
+    pub db_pool: IntGaugeVec,
+}
+
+const LATENCY_BUCKETS: [f64; 12] = [
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
+];
+
+fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    let c = IntCounterVec::new(Opts::new(name, help), labels)
+        .unwrap_or_else(|e| unreachable!("metric {name}: {e}"));
+    let _ = registry.register(Box::new(c.clone()));
+    c
+}
+
+fn histogram(
+    registry: &Registry,
+    name: &str,
+    help: &str,
+    labels: &[&str],
+    buckets: &[f64],
+) -> HistogramVec {
+    let opts = HistogramOpts::new(name, help).buckets(buckets.to_vec());
+    let h = HistogramVec::new(opts, labels).unwrap_or_else(|e| unreachable!("metric {name}: {e}"));
+    let _ = registry.register(Box::new(h.clone()));
+    h
+}
+
+fn gauge(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
+    let g = IntGaugeVec::new(Opts::new(name, help), labels)
+        .unwrap_or_else(|e| unreachable!("metric {name}: {e}"));
+    let _ = registry.register(Box::new(g.clone()));
+    g
+}
+
+impl Metrics {
+    fn new() -> Self {
+        let r = Registry::new();
+        Self {
+            http_requests: counter(
+                &r,
+                "genesis_http_requests_total",
+                "HTTP requests by method, route template and status.",
+                &["method", "route", "status"],
+            ),
+            http_duration: histogram(
+                &r,
+                "genesis_http_request_duration_seconds",
+                "HTTP request latency by method, route template and status.",
+                &["method", "route", "status"],
+                &LATENCY_BUCKETS,
+            ),
+            cache_operations: counter(
+                &r,
+                "genesis_cache_operations_total",
+                "Operations per layer (l1, l2, main), operation and result (hit, miss, ok, error).",
+                &["layer", "operation", "result"],
+            ),
+            cache_duration: histogram(
+                &r,
+                "genesis_cache_operation_duration_seconds",
+                "Latency of operations per layer and operation.",
+                &["layer", "operation"],
+                &LATENCY_BUCKETS,
+            ),
+            writer_batch: histogram(
+                &r,
+                "genesis_writer_batch_jobs",
+                "Jobs per SQLite group-commit batch.",
+                &[],
+                &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0],
+            ),
+            writer_queue: gauge(
+                &r,
+                "genesis_writer_queue_depth",
+                "Jobs waiting for the SQLite group-commit writer.",
+                &[],
+            ),
+            migrations: counter(
+                &r,
+                "genesis_migrations_total",
+                "Guest migrations by result (completed, already_migrated, refused, failed).",
+                &["result"],
+            ),
+            retention_removed: counter(
+                &r,
+                "genesis_retention_removed_total",
+                "Rows removed by retention: expired guests and their messages.",
+                &["kind"],
+            ),
+            db_pool: gauge(
+                &r,
+                "genesis_db_pool_connections",
+                "Database pool connections by state (in_use, idle).",
+                &["state"],
+            ),
+            registry: r,
+        }
+    }
+
+    /// One answered HTTP request.
+    pub fn observe_request(&self, method: &str, route: &str, status: u16, seconds: f64) {
+        let status = status.to_string();
+        let labels = [method, route, status.as_str()];
+        self.http_requests.with_label_values(&labels).inc();
+        self.http_duration
+            .with_label_values(&labels)
+            .observe(seconds);
+    }
+
+    /// One cache or table operation.
+    pub fn observe_cache(&self, layer: &str, operation: &str, result: &str, seconds: f64) {
+        self.cache_operations
+            .with_label_values(&[layer, operation, result])
+            .inc();
+        self.cache_duration
+            .with_label_values(&[layer, operation])
+            .observe(seconds);
+    }
+
+    /// The registry in the Prometheus text format.
+    pub fn render(&self) -> String {
+        let mut out = Vec::new();
+        if let Err(err) = TextEncoder::new().encode(&self.registry.gather(), &mut out) {
+            tracing::warn!(error = %err, "could not encode metrics");
+        }
+        String::from_utf8(out).unwrap_or_default()
+    }
+}
+
+static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);
+
+/// The process's metrics.
+pub fn global() -> &'static Metrics {
+    &METRICS
+}
