@@ -11,9 +11,7 @@ use prometheus::{
 /// Every series Genesis exports.
 pub struct Metrics {
     registry: Registry,
-    http_requests: IntCounterVec,
     http_duration: HistogramVec,
-    cache_operations: IntCounterVec,
     cache_duration: HistogramVec,
     pub writer_batch: HistogramVec,
     pub writer_queue: IntGaugeVec,
@@ -57,30 +55,20 @@ impl Metrics {
     fn new() -> Self {
         let r = Registry::new();
         Self {
-            http_requests: counter(
-                &r,
-                "genesis_http_requests_total",
-                "HTTP requests by method, route template and status.",
-                &["method", "route", "status"],
-            ),
             http_duration: histogram(
                 &r,
                 "genesis_http_request_duration_seconds",
-                "HTTP request latency by method, route template and status.",
+                "HTTP requests by method, route template and status: latency (its _count is \
+                 the request count).",
                 &["method", "route", "status"],
                 &LATENCY_BUCKETS,
-            ),
-            cache_operations: counter(
-                &r,
-                "genesis_cache_operations_total",
-                "Operations per layer (l1, l2, main), operation and result (hit, miss, ok, error).",
-                &["layer", "operation", "result"],
             ),
             cache_duration: histogram(
                 &r,
                 "genesis_cache_operation_duration_seconds",
-                "Latency of operations per layer and operation.",
-                &["layer", "operation"],
+                "Operations per layer (l1, l2, main), operation and result (hit, miss, ok, \
+                 error): latency (its _count is the operation count).",
+                &["layer", "operation", "result"],
                 &LATENCY_BUCKETS,
             ),
             writer_batch: histogram(
@@ -120,21 +108,17 @@ impl Metrics {
 
     /// One answered HTTP request.
     pub fn observe_request(&self, method: &str, route: &str, status: u16, seconds: f64) {
-        let status = status.to_string();
-        let labels = [method, route, status.as_str()];
-        self.http_requests.with_label_values(&labels).inc();
+        let digits = itoa_status(status);
+        let status = std::str::from_utf8(&digits).unwrap_or("0");
         self.http_duration
-            .with_label_values(&labels)
+            .with_label_values(&[method, route, status])
             .observe(seconds);
     }
 
     /// One cache or table operation.
     pub fn observe_cache(&self, layer: &str, operation: &str, result: &str, seconds: f64) {
-        self.cache_operations
-            .with_label_values(&[layer, operation, result])
-            .inc();
         self.cache_duration
-            .with_label_values(&[layer, operation])
+            .with_label_values(&[layer, operation, result])
             .observe(seconds);
     }
 
@@ -146,6 +130,16 @@ impl Metrics {
         }
         String::from_utf8(out).unwrap_or_default()
     }
+}
+
+/// A status code's three digits, without allocating.
+fn itoa_status(status: u16) -> [u8; 3] {
+    let s = status.min(999);
+    [
+        b'0' + (s / 100) as u8,
+        b'0' + (s / 10 % 10) as u8,
+        b'0' + (s % 10) as u8,
+    ]
 }
 
 static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);

@@ -84,11 +84,14 @@ async fn metrics_parse_and_no_label_is_an_id() {
             .iter()
             .any(|s| s.metric == metric && s.labels.get(label).is_some_and(|v| v == value))
     };
-    assert!(
-        has("genesis_cache_operations_total", "result", "hit"),
-        "L1 hits"
-    );
-    assert!(has("genesis_cache_operations_total", "layer", "main"));
+    let ops = "genesis_cache_operation_duration_seconds";
+    assert!(has(ops, "result", "hit"), "L1 hits");
+    assert!(has(ops, "layer", "main"));
+    assert!(has(
+        "genesis_http_request_duration_seconds",
+        "status",
+        "201"
+    ));
     assert!(has("genesis_migrations_total", "result", "completed"));
     assert!(has("genesis_db_pool_connections", "state", "in_use"));
     assert!(text.contains("genesis_http_request_duration_seconds_bucket"));
