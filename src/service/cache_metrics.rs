@@ -3,11 +3,7 @@
 //! Counted in memory on the request path and written in one batch every
 //! `metrics.flush_interval_secs` and at shutdown, like the usage counters.
 
-use std::{
-    collections::HashMap,
-    sync::Mutex,
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use entity::cache_metrics::{self, Column};
@@ -18,7 +14,8 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use crate::store::{Store, Write, WriteError};
+use super::pending::{Absorb, Pending};
+use crate::store::{BoxFuture, Store, WriteError};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Layer {
@@ -80,12 +77,26 @@ struct Counter {
     max_us: i64,
 }
 
+impl Absorb for Counter {
+    fn absorb(&mut self, c: Counter) {
+        self.hits += c.hits;
+        self.misses += c.misses;
+        self.errors += c.errors;
+        self.count += c.count;
+        self.total_us = self.total_us.saturating_add(c.total_us);
+        self.max_us = Ord::max(self.max_us, c.max_us);
+    }
+}
+
 type Key = (Layer, Op, DateTime<Utc>);
+
+/// Rows per upsert.
+const BATCH: usize = 200;
 
 /// In-memory cache-metric counters.
 #[derive(Default)]
 pub struct CacheMetrics {
-    pending: Mutex<HashMap<Key, Counter>>,
+    pending: Pending<Key, Counter>,
 }
 
 /// The start of the minute `t` falls in.
@@ -98,7 +109,7 @@ impl CacheMetrics {
     pub fn record(&self, layer: Layer, op: Op, outcome: Outcome, latency: Duration) {
         let us = i64::try_from(latency.as_micros()).unwrap_or(i64::MAX);
         let key = (layer, op, window_of(Utc::now()));
-        let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        let mut pending = self.pending.lock();
         let c = pending.entry(key).or_default();
         match outcome {
             Outcome::Hit => c.hits += 1,
@@ -134,40 +145,18 @@ impl CacheMetrics {
         self.record(layer, op, outcome, started.elapsed());
     }
 
-    /// Writes everything pending in one upsert; on failure the counts are kept for the next
+    /// Writes everything pending in batched upserts; on failure the counts are kept for the next
     /// flush. Returns how many rows were written.
     pub async fn flush(&self, store: &Store) -> Result<usize, WriteError> {
-        let taken: Vec<(Key, Counter)> = {
-            let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
-            std::mem::take(&mut *pending).into_iter().collect()
-        };
-        if taken.is_empty() {
-            return Ok(0);
-        }
-        let rows = taken.clone();
-        let result = store
-            .write(move |txn| {
-                Box::pin(async move {
-                    upsert(txn, &rows).await?;
-                    Ok::<_, WriteError>(Write::Commit(()))
-                })
-            })
-            .await;
-        if let Err(err) = result {
-            let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
-            for (key, c) in taken {
-                let into = pending.entry(key).or_default();
-                into.hits += c.hits;
-                into.misses += c.misses;
-                into.errors += c.errors;
-                into.count += c.count;
-                into.total_us = into.total_us.saturating_add(c.total_us);
-                into.max_us = Ord::max(into.max_us, c.max_us);
-            }
-            return Err(err);
-        }
-        Ok(taken.len())
+        self.pending.flush(store, BATCH, upsert_batch).await
     }
+}
+
+fn upsert_batch<'a>(
+    txn: &'a sea_orm::DatabaseTransaction,
+    batch: &'a [(Key, Counter)],
+) -> BoxFuture<'a, Result<(), DbErr>> {
+    Box::pin(upsert(txn, batch))
 }
 
 async fn upsert<C: ConnectionTrait>(db: &C, batch: &[(Key, Counter)]) -> Result<(), DbErr> {
@@ -225,7 +214,7 @@ mod tests {
             Outcome::Miss,
             Duration::from_micros(30),
         );
-        let pending = m.pending.lock().expect("lock");
+        let pending = m.pending.lock();
         let (key, c) = pending.iter().next().expect("one window");
         assert_eq!(key.2.timestamp() % 60, 0);
         assert_eq!((c.hits, c.misses, c.count), (1, 1, 2));

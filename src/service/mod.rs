@@ -14,6 +14,7 @@ pub mod inspect;
 pub mod limits;
 pub mod migration;
 pub mod page;
+mod pending;
 pub mod retention;
 pub mod tokens;
 pub mod usage;

@@ -1,8 +1,6 @@
 //! Usage counters (`usage_metrics`): aggregated in memory per user or guest and flushed in
 //! batches, so the request path never writes a counter row.
 
-use std::{collections::HashMap, sync::Mutex};
-
 use chrono::{DateTime, Utc};
 use entity::usage_metrics::{self, Column};
 use sea_orm::{
@@ -12,7 +10,8 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use crate::store::{Store, Write, WriteError};
+use super::pending::{Absorb, Pending};
+use crate::store::{BoxFuture, Store, WriteError};
 
 /// What one subject did since the last flush.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -26,7 +25,7 @@ pub struct UsageDelta {
     pub last_request_at: Option<DateTime<Utc>>,
 }
 
-impl UsageDelta {
+impl Absorb for UsageDelta {
     fn absorb(&mut self, other: UsageDelta) {
         self.requests += other.requests;
         self.cache_hits += other.cache_hits;
@@ -40,7 +39,7 @@ impl UsageDelta {
 /// In-memory usage counters.
 #[derive(Default)]
 pub struct UsageCounters {
-    pending: Mutex<HashMap<String, UsageDelta>>,
+    pending: Pending<String, UsageDelta>,
 }
 
 const BATCH: usize = 200;
@@ -48,7 +47,7 @@ const BATCH: usize = 200;
 impl UsageCounters {
     /// Counts one request by `subject` (a user id or guest id); `f` adds what it did.
     pub fn record(&self, subject: &str, tier: &str, f: impl FnOnce(&mut UsageDelta)) {
-        let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        let mut pending = self.pending.lock();
         // Look up before inserting: the hot path should not allocate a key per request.
         if !pending.contains_key(subject) {
             pending.insert(
@@ -69,8 +68,11 @@ impl UsageCounters {
 
     /// What is pending in memory for `subject`.
     pub fn pending_for(&self, subject: &str) -> UsageDelta {
-        let pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
-        pending.get(subject).cloned().unwrap_or_default()
+        self.pending
+            .lock()
+            .get(subject)
+            .cloned()
+            .unwrap_or_default()
     }
 
     /// The flushed row for `subject`.
@@ -88,7 +90,7 @@ impl UsageCounters {
 
     /// Moves what is pending for `from` (a migrated guest) onto `to` (its account).
     pub fn transfer(&self, from: &str, to: &str, tier: &str) {
-        let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        let mut pending = self.pending.lock();
         if let Some(mut delta) = pending.remove(from) {
             delta.tier = tier.to_string();
             pending
@@ -100,49 +102,21 @@ impl UsageCounters {
 
     /// Drops what is pending for `subject` (its data was erased).
     pub fn forget(&self, subject: &str) {
-        let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
-        pending.remove(subject);
+        self.pending.lock().remove(subject);
     }
 
     /// Writes everything pending in batched upserts; on failure the counts are kept for the next
     /// flush. Returns how many subjects were written.
     pub async fn flush(&self, store: &Store) -> Result<usize, WriteError> {
-        let taken: Vec<(String, UsageDelta)> = {
-            let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
-            // Taken whole, so a burst of subjects does not leave a large table behind.
-            std::mem::take(&mut *pending).into_iter().collect()
-        };
-        let mut written = 0;
-        let mut rest = taken.into_iter().peekable();
-        while rest.peek().is_some() {
-            let batch: Vec<(String, UsageDelta)> = rest.by_ref().take(BATCH).collect();
-            let rows = batch.clone();
-            let result = store
-                .write(move |txn| {
-                    Box::pin(async move {
-                        upsert(txn, &rows).await?;
-                        Ok::<_, WriteError>(Write::Commit(()))
-                    })
-                })
-                .await;
-            if let Err(err) = result {
-                self.restore(batch.into_iter().chain(rest));
-                return Err(err);
-            }
-            written += batch.len();
-        }
-        Ok(written)
+        self.pending.flush(store, BATCH, upsert_batch).await
     }
+}
 
-    fn restore(&self, deltas: impl Iterator<Item = (String, UsageDelta)>) {
-        let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
-        for (subject, delta) in deltas {
-            pending
-                .entry(subject)
-                .and_modify(|d| d.absorb(delta.clone()))
-                .or_insert(delta);
-        }
-    }
+fn upsert_batch<'a>(
+    txn: &'a sea_orm::DatabaseTransaction,
+    batch: &'a [(String, UsageDelta)],
+) -> BoxFuture<'a, Result<(), DbErr>> {
+    Box::pin(upsert(txn, batch))
 }
 
 /// Inside a migration's transaction: adds `guest_id`'s stored counters to `user_id`'s row (made
