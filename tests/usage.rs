@@ -1,5 +1,5 @@
 //! Usage counters: a guest's counters move into the account on migration, and
-//! `GET /v1/users/me` shows every column.
+//! `GET /v1/users/me` shows every column; a user's counters carry the tier of `users.tier`.
 
 mod common;
 
@@ -20,7 +20,7 @@ async fn a_guests_usage_moves_into_the_account_on_migration() {
     // pending in memory: both move.
     tokio::time::sleep(Duration::from_millis(1300)).await;
     app.say(&guest, &token, "user", "three").await;
-    let (_, user) = app.signup("counted@example.com").await;
+    let (user_id, user) = app.signup("counted@example.com").await;
     let (status, _) = app.migrate(&guest, &user, &token).await;
     assert_eq!(status, StatusCode::OK);
     tokio::time::sleep(Duration::from_millis(1300)).await;
@@ -48,5 +48,14 @@ async fn a_guests_usage_moves_into_the_account_on_migration() {
         .await,
         0,
         "the guest's row is gone"
+    );
+    // One vocabulary: the account's counters carry the tier in `users.tier`.
+    assert_eq!(
+        app.count(&format!(
+            "SELECT COUNT(*) FROM usage_metrics u JOIN users s ON s.tier = u.tier \
+             WHERE u.user_id = '{user_id}'"
+        ))
+        .await,
+        1
     );
 }

@@ -23,7 +23,7 @@ use super::{
         rules::{self, RetryKey},
     },
     page::page_size,
-    usage::UsageCounters,
+    usage::{ACCOUNT_TIER, UsageCounters},
 };
 use crate::store::{Store, Write};
 
@@ -124,7 +124,8 @@ impl ConversationService {
                 })
             })
             .await?;
-        self.usage.record(&user_id.to_string(), "user", |_| {});
+        self.usage
+            .record(&user_id.to_string(), ACCOUNT_TIER, |_| {});
         Ok(created)
     }
 
@@ -177,7 +178,8 @@ impl ConversationService {
             query = query.filter(messages::Column::MessageIndex.gt(after));
         }
         let rows = query.all(self.store.conn()).await?;
-        self.usage.record(&user_id.to_string(), "user", |_| {});
+        self.usage
+            .record(&user_id.to_string(), ACCOUNT_TIER, |_| {});
         Ok(Page::from_rows(rows, limit, |m| {
             m.message_index.to_string()
         }))
@@ -229,7 +231,7 @@ impl ConversationService {
             return Ok((stored, true));
         }
         let tokens = i64::from(stored.tokens_used.unwrap_or(0));
-        self.usage.record(&user_id.to_string(), "user", |d| {
+        self.usage.record(&user_id.to_string(), ACCOUNT_TIER, |d| {
             d.messages_stored += 1;
             d.tokens += tokens;
         });

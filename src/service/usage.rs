@@ -13,6 +13,11 @@ use uuid::Uuid;
 use super::pending::{Absorb, Pending};
 use crate::store::{BoxFuture, Store, WriteError};
 
+/// The tier of a guest's counters.
+pub const GUEST_TIER: &str = "guest";
+/// Marks a user's counters: written with the tier in `users.tier` (one vocabulary).
+pub const ACCOUNT_TIER: &str = "account";
+
 /// What one subject did since the last flush.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct UsageDelta {
@@ -116,7 +121,50 @@ fn upsert_batch<'a>(
     txn: &'a sea_orm::DatabaseTransaction,
     batch: &'a [(String, UsageDelta)],
 ) -> BoxFuture<'a, Result<(), DbErr>> {
-    Box::pin(upsert(txn, batch))
+    Box::pin(async move {
+        let batch = with_account_tiers(txn, batch).await?;
+        upsert(txn, &batch).await
+    })
+}
+
+/// `batch` with each user's counters carrying the tier in `users.tier`.
+async fn with_account_tiers<C: ConnectionTrait>(
+    db: &C,
+    batch: &[(String, UsageDelta)],
+) -> Result<Vec<(String, UsageDelta)>, DbErr> {
+    use sea_orm::{ColumnTrait, QueryFilter, QuerySelect};
+    let ids: Vec<Uuid> = batch
+        .iter()
+        .filter(|(_, d)| d.tier == ACCOUNT_TIER)
+        .filter_map(|(subject, _)| Uuid::parse_str(subject).ok())
+        .collect();
+    let tiers: std::collections::HashMap<String, String> = if ids.is_empty() {
+        Default::default()
+    } else {
+        entity::users::Entity::find()
+            .select_only()
+            .column(entity::users::Column::Id)
+            .column(entity::users::Column::Tier)
+            .filter(entity::users::Column::Id.is_in(ids))
+            .into_tuple::<(Uuid, String)>()
+            .all(db)
+            .await?
+            .into_iter()
+            .map(|(id, tier)| (id.to_string(), tier))
+            .collect()
+    };
+    Ok(batch
+        .iter()
+        .map(|(subject, d)| {
+            let mut d = d.clone();
+            if d.tier == ACCOUNT_TIER
+                && let Some(tier) = tiers.get(subject)
+            {
+                d.tier = tier.clone();
+            }
+            (subject.clone(), d)
+        })
+        .collect())
 }
 
 /// Inside a migration's transaction: adds `guest_id`'s stored counters to `user_id`'s row (made
@@ -181,6 +229,7 @@ async fn upsert<C: ConnectionTrait>(db: &C, batch: &[(String, UsageDelta)]) -> R
             add(Column::CacheMisses),
             add(Column::MessagesStored),
             add(Column::TokensTotal),
+            excluded(Column::Tier),
             excluded(Column::LastRequestAt),
             excluded(Column::UpdatedAt),
         ])

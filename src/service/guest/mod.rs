@@ -30,7 +30,7 @@ use super::{
     cache_metrics::{CacheMetrics, Layer, Op, Outcome},
     clock::{now, stored_precision},
     tokens::GuestTokens,
-    usage::UsageCounters,
+    usage::{GUEST_TIER, UsageCounters},
 };
 use crate::{
     hot::{CachedMessage, HotCache, MessageList, is_complete},
@@ -194,7 +194,7 @@ impl GuestService {
             })
             .await
             .inspect_err(|e| self.note(e))?;
-        self.usage.record(&guest_id, "guest", |_| {});
+        self.usage.record(&guest_id, GUEST_TIER, |_| {});
         Ok(GuestSession {
             guest_token: self.tokens.issue(&guest_id),
             guest_id,
@@ -263,7 +263,7 @@ impl GuestService {
         };
         let message = Arc::new(stored.message);
         if stored.duplicate {
-            self.usage.record(guest_id, "guest", |_| {});
+            self.usage.record(guest_id, GUEST_TIER, |_| {});
             return Ok(Appended {
                 message,
                 duplicate: true,
@@ -280,7 +280,7 @@ impl GuestService {
             }
         }
         let tokens = i64::from(message.tokens.unwrap_or(0));
-        self.usage.record(guest_id, "guest", |d| {
+        self.usage.record(guest_id, GUEST_TIER, |d| {
             d.messages_stored += 1;
             d.tokens += tokens;
         });
@@ -312,7 +312,8 @@ impl GuestService {
             .record(Layer::L1, Op::Read, outcome, started.elapsed());
         match cached {
             Ok(Some(messages)) if is_complete(&messages) => {
-                self.usage.record(guest_id, "guest", |d| d.cache_hits += 1);
+                self.usage
+                    .record(guest_id, GUEST_TIER, |d| d.cache_hits += 1);
                 self.l1_hits.fetch_add(1, Ordering::Relaxed);
                 self.record_read(guest_id).await;
                 return Ok(GuestHistory {
@@ -326,7 +327,7 @@ impl GuestService {
             Err(err) => warn!(error = %err, "hot cache read failed; reading SQL"),
         }
         self.usage
-            .record(guest_id, "guest", |d| d.cache_misses += 1);
+            .record(guest_id, GUEST_TIER, |d| d.cache_misses += 1);
         self.l1_misses.fetch_add(1, Ordering::Relaxed);
         let started = Instant::now();
         let read = self.read_from_sql(guest_id).await;
