@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use common::{TestApp, assert_error, spawn_app_with};
 use reqwest::{Method, StatusCode};
+use sea_orm::EntityTrait;
 use serde_json::Value;
 
 /// Rows of every layer that belong to `guest`: (conversation_cache, message_cache, ledger, usage).
@@ -115,13 +116,29 @@ async fn a_read_counts_as_access() {
 
 #[tokio::test]
 async fn cleanup_from_the_command_line_and_its_dry_run() {
-    let app = spawn_app_with(&[("GENESIS__GUEST__RETENTION_SECS", "1")]).await;
+    let app = spawn_app_with(&[("GENESIS__GUEST__RETENTION_SECS", "6")]).await;
     let (guest, token) = app.new_guest().await;
     app.say(&guest, &token, "user", "one").await;
     app.say(&guest, &token, "user", "two").await;
     let (kept, kept_token) = app.new_guest().await;
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    tokio::time::sleep(Duration::from_millis(6500)).await;
     app.say(&kept, &kept_token, "user", "fresh").await;
+
+    // Vectors: one only the expiring guest uses, one a surviving message uses too.
+    let db = app.db().await;
+    for content in ["one", "fresh"] {
+        entity::cache_embeddings::Entity::insert(entity::cache_embeddings::ActiveModel {
+            id: sea_orm::Set(uuid::Uuid::now_v7()),
+            content_hash: sea_orm::Set(genesis::service::digest::md5_hex(content)),
+            model: sea_orm::Set("test".into()),
+            dims: sea_orm::Set(1),
+            vector: sea_orm::Set(vec![0, 0, 128, 63]),
+            created_at: sea_orm::Set(chrono::Utc::now()),
+        })
+        .exec_without_returning(&db)
+        .await
+        .expect("insert a vector");
+    }
 
     let out = app.cli(&["cleanup", "--dry-run"]).await;
     assert!(
@@ -153,6 +170,14 @@ async fn cleanup_from_the_command_line_and_its_dry_run() {
     );
     assert_eq!(rows_of(&app, &guest).await, (0, 0, 0, 0));
     assert_eq!(rows_of(&app, &kept).await.0, 1);
+    let vector = |content: &str| {
+        format!(
+            "SELECT COUNT(*) FROM cache_embeddings WHERE content_hash = '{}'",
+            genesis::service::digest::md5_hex(content)
+        )
+    };
+    assert_eq!(app.count(&vector("one")).await, 0, "an unused vector goes");
+    assert_eq!(app.count(&vector("fresh")).await, 1, "a used vector stays");
 
     let resp = app.request(Method::GET, "/readyz", None, None).await;
     let ready: Value = resp.json().await.expect("json");

@@ -85,6 +85,8 @@ pub enum SignupResponse {
 /// are the account's).
 #[derive(Debug, Object)]
 pub struct Usage {
+    /// The account's tier (`users.tier`).
+    pub tier: String,
     pub total_requests: i64,
     pub cache_hits: i64,
     pub cache_misses: i64,
@@ -147,10 +149,12 @@ impl AuthApi {
     #[oai(path = "/v1/users/me", method = "get", operation_id = "get_me")]
     async fn me(&self, state: Data<&AppState>, user: UserBearer) -> ApiResult<Json<Me>, MeErrors> {
         let user = user.0;
+        let tier = user.tier.clone();
         let usage = state.usage_of(&user.id.to_string()).await?;
         Ok(Json(Me {
             user: user.into(),
             usage: Usage {
+                tier,
                 total_requests: usage.requests,
                 cache_hits: usage.cache_hits,
                 cache_misses: usage.cache_misses,
