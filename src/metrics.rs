@@ -122,6 +122,18 @@ impl Metrics {
             .observe(seconds);
     }
 
+    /// The share of guest reads since start that the hot cache answered (0 before any read).
+    pub fn l1_hit_ratio(&self) -> f64 {
+        let reads = |result: &str| {
+            self.cache_duration
+                .with_label_values(&["l1", "read", result])
+                .get_sample_count() as f64
+        };
+        let hits = reads("hit");
+        let all = hits + reads("miss") + reads("error");
+        if all == 0.0 { 0.0 } else { hits / all }
+    }
+
     /// The registry in the Prometheus text format.
     pub fn render(&self) -> String {
         let mut out = Vec::new();

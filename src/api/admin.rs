@@ -250,7 +250,7 @@ impl AdminApi {
             l1: L1Stats {
                 backend: state.hot.backend().into(),
                 state: state.hot.state().as_str().into(),
-                hit_ratio: state.guests.l1_hit_ratio(),
+                hit_ratio: crate::metrics::global().l1_hit_ratio(),
             },
             uptime_secs: state.started.elapsed().as_secs(),
         }))

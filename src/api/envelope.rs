@@ -71,7 +71,8 @@ async fn answer<E: Endpoint>(
     limit: usize,
     allowed: &AllowedMethods,
 ) -> (&'static str, Response) {
-    if req.uri().to_string().len() > MAX_URI_BYTES {
+    let uri_len = req.uri().path_and_query().map_or(0, |p| p.as_str().len());
+    if uri_len > MAX_URI_BYTES {
         let response = error_response(
             ErrorCode::UriTooLong,
             "the request URI is longer than 8 KiB",
@@ -79,16 +80,23 @@ async fn answer<E: Endpoint>(
         return ("unmatched", response);
     }
     rewrite_seed_path(&mut req);
-    let path = req.uri().path().to_string();
-    let route = allowed.template_of(&path);
-    let response = match limit_body(&mut req, limit).await {
+    let matched = allowed.find(req.uri().path());
+    let route = matched.map_or_else(|| other_route(req.uri().path()), |r| r.name);
+    let mut response = match limit_body(&mut req, limit).await {
         Ok(()) => match ep.call(req).await {
             Ok(response) => response.into_response(),
             Err(err) => error_answer(err),
         },
         Err(response) => response,
     };
-    (route, with_allow(response, allowed, &path))
+    if response.status() == StatusCode::METHOD_NOT_ALLOWED
+        && let Some(spec_route) = matched
+    {
+        response
+            .headers_mut()
+            .insert(header::ALLOW, spec_route.allow.clone());
+    }
+    (route, response)
 }
 
 /// The answer to an error no handler turned into a response: a refused credential, a parameter
@@ -130,12 +138,29 @@ fn rewrite_seed_path(req: &mut Request) {
     }
 }
 
-/// The methods each documented path takes, from the spec, for the `Allow` header of a 405, and
-/// the path templates themselves, for logs and metrics.
+/// The spec's routes, matched against request paths: their templates name routes in logs and
+/// metrics, their methods make the `Allow` header of a 405.
 pub struct AllowedMethods {
-    /// Path templates split into segments (`{…}` matches any one segment), the template, and
-    /// its methods.
-    paths: Vec<(Vec<String>, &'static str, String)>,
+    routes: Vec<SpecRoute>,
+}
+
+struct SpecRoute {
+    /// The template split into segments (`{…}` matches any one segment).
+    segments: Vec<String>,
+    /// The template as `/v1/guest/chat/:guest_id` (braces trip simple Prometheus parsers).
+    name: &'static str,
+    /// Its methods, as the `Allow` header.
+    allow: HeaderValue,
+}
+
+impl SpecRoute {
+    fn matches(&self, path: &str) -> bool {
+        let mut parts = path.split('/');
+        self.segments
+            .iter()
+            .all(|t| parts.next().is_some_and(|s| t.starts_with('{') || t == s))
+            && parts.next().is_none()
+    }
 }
 
 /// Routes outside the spec, named as they are.
@@ -144,7 +169,7 @@ const OTHER_ROUTES: [&str; 3] = ["/openapi.json", "/docs", "/metrics"];
 impl AllowedMethods {
     pub fn from_spec(spec: &str) -> Self {
         let value: serde_json::Value = serde_json::from_str(spec).unwrap_or_default();
-        let mut paths = Vec::new();
+        let mut routes = Vec::new();
         if let Some(map) = value.get("paths").and_then(|p| p.as_object()) {
             for (template, methods) in map {
                 let mut names: Vec<String> = methods
@@ -152,53 +177,36 @@ impl AllowedMethods {
                     .map(|m| m.keys().map(|k| k.to_uppercase()).collect())
                     .unwrap_or_default();
                 names.sort();
-                let segments = template.split('/').map(str::to_string).collect();
-                // `/v1/guest/chat/:guest_id` (braces trip simple Prometheus parsers). Leaked once
-                // at start-up: a handful of templates, alive for the whole process.
+                let Ok(allow) = HeaderValue::from_str(&names.join(", ")) else {
+                    continue;
+                };
+                // Leaked once at start-up: a handful of templates, alive for the whole process.
                 let name = template.replace('{', ":").replace('}', "");
-                let name: &'static str = Box::leak(name.into_boxed_str());
-                paths.push((segments, name, names.join(", ")));
+                routes.push(SpecRoute {
+                    segments: template.split('/').map(str::to_string).collect(),
+                    name: Box::leak(name.into_boxed_str()),
+                    allow,
+                });
             }
         }
-        Self { paths }
+        Self { routes }
     }
 
-    fn find(&self, path: &str) -> Option<&(Vec<String>, &'static str, String)> {
-        let segments: Vec<&str> = path.split('/').collect();
-        self.paths.iter().find(|(template, _, _)| {
-            template.len() == segments.len()
-                && template
-                    .iter()
-                    .zip(&segments)
-                    .all(|(t, s)| t.starts_with('{') || t == s)
-        })
-    }
-
-    fn for_path(&self, path: &str) -> Option<&str> {
-        self.find(path).map(|(_, _, methods)| methods.as_str())
-    }
-
-    /// The spec's template for `path` (as `/v1/guest/chat/:guest_id`), or `unmatched`.
-    pub fn template_of(&self, path: &str) -> &'static str {
-        match self.find(path) {
-            Some((_, name, _)) => name,
-            None => OTHER_ROUTES
-                .iter()
-                .find(|r| path == **r || path.starts_with(&format!("{r}/")))
-                .copied()
-                .unwrap_or("unmatched"),
-        }
+    fn find(&self, path: &str) -> Option<&SpecRoute> {
+        self.routes.iter().find(|r| r.matches(path))
     }
 }
 
-fn with_allow(mut response: Response, allowed: &AllowedMethods, path: &str) -> Response {
-    if response.status() == StatusCode::METHOD_NOT_ALLOWED
-        && let Some(methods) = allowed.for_path(path)
-        && let Ok(value) = HeaderValue::from_str(methods)
-    {
-        response.headers_mut().insert(header::ALLOW, value);
-    }
-    response
+/// The name of a path outside the spec, or `unmatched`.
+fn other_route(path: &str) -> &'static str {
+    OTHER_ROUTES
+        .iter()
+        .find(|r| {
+            path.strip_prefix(**r)
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+        })
+        .copied()
+        .unwrap_or("unmatched")
 }
 
 /// The client's request id when it is short and printable, else a new one.

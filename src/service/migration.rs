@@ -8,7 +8,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use entity::{
     cache_content_mapping, cache_migrations, conversation_cache, conversations, message_cache,
-    messages, users,
+    messages,
 };
 use sea_orm::{
     ActiveValue::Set,
@@ -44,8 +44,6 @@ pub struct MigrationReport {
     pub checksum: String,
     pub already_migrated: bool,
     pub completed_at: Option<DateTime<Utc>>,
-    /// The account's tier (its usage counters take it).
-    pub tier: String,
 }
 
 pub struct MigrationService {
@@ -121,8 +119,7 @@ impl MigrationService {
         match &result {
             Ok(report) if !report.already_migrated => {
                 info!(messages = report.messages_migrated, "guest migrated");
-                self.usage
-                    .transfer(guest_id, &user_id.to_string(), &report.tier);
+                self.usage.transfer(guest_id, &user_id.to_string());
                 let started = std::time::Instant::now();
                 let removed = self.hot.remove_guest(guest_id).await;
                 self.metrics.timed(Layer::L1, Op::Erase, started, &removed);
@@ -323,11 +320,7 @@ async fn migrate_in(
     let expected = checksum::checksum(rows.iter().map(|m| (m.sequence, m.message_hash.as_str())));
     verify_copied(txn, conversation_id, rows.len() as i64, &expected).await?;
 
-    let tier = users::Entity::find_by_id(user_id)
-        .one(txn)
-        .await?
-        .map_or_else(|| "free".to_string(), |u| u.tier);
-    usage::move_stored(txn, guest_id, &user, &tier).await?;
+    usage::move_stored(txn, guest_id, &user).await?;
 
     let migration_id = Uuid::now_v7();
     cache_migrations::Entity::insert(cache_migrations::ActiveModel {
@@ -354,7 +347,6 @@ async fn migrate_in(
         checksum: expected,
         already_migrated: false,
         completed_at: Some(at),
-        tier,
     }))
 }
 
@@ -401,6 +393,5 @@ async fn previous_result<C: ConnectionTrait>(
         checksum: done.checksum.unwrap_or_default(),
         already_migrated: true,
         completed_at: done.completed_at,
-        tier: String::new(),
     })
 }

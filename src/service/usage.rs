@@ -94,10 +94,10 @@ impl UsageCounters {
     }
 
     /// Moves what is pending for `from` (a migrated guest) onto `to` (its account).
-    pub fn transfer(&self, from: &str, to: &str, tier: &str) {
+    pub fn transfer(&self, from: &str, to: &str) {
         let mut pending = self.pending.lock();
         if let Some(mut delta) = pending.remove(from) {
-            delta.tier = tier.to_string();
+            delta.tier = ACCOUNT_TIER.to_string();
             pending
                 .entry(to.to_string())
                 .and_modify(|d| d.absorb(delta.clone()))
@@ -168,12 +168,11 @@ async fn with_account_tiers<C: ConnectionTrait>(
 }
 
 /// Inside a migration's transaction: adds `guest_id`'s stored counters to `user_id`'s row (made
-/// if missing, with the user's `tier`) and removes the guest's row.
+/// if missing, with the user's tier) and removes the guest's row.
 pub async fn move_stored<C: ConnectionTrait>(
     db: &C,
     guest_id: &str,
     user_id: &str,
-    tier: &str,
 ) -> Result<(), DbErr> {
     use sea_orm::{ColumnTrait, QueryFilter};
     let Some(row) = usage_metrics::Entity::find()
@@ -184,7 +183,7 @@ pub async fn move_stored<C: ConnectionTrait>(
         return Ok(());
     };
     let delta = UsageDelta {
-        tier: tier.to_string(),
+        tier: ACCOUNT_TIER.to_string(),
         requests: row.total_requests,
         cache_hits: row.cache_hits,
         cache_misses: row.cache_misses,
@@ -192,7 +191,8 @@ pub async fn move_stored<C: ConnectionTrait>(
         tokens: row.tokens_total,
         last_request_at: row.last_request_at,
     };
-    upsert(db, &[(user_id.to_string(), delta)]).await?;
+    let moved = with_account_tiers(db, &[(user_id.to_string(), delta)]).await?;
+    upsert(db, &moved).await?;
     usage_metrics::Entity::delete_many()
         .filter(Column::UserId.eq(guest_id))
         .exec(db)

@@ -11,13 +11,7 @@ pub mod rules;
 mod single;
 mod sql;
 
-use std::{
-    sync::{
-        Arc,
-        atomic::{AtomicU64, Ordering},
-    },
-    time::Instant,
-};
+use std::{sync::Arc, time::Instant};
 
 use chrono::{DateTime, Duration, Utc};
 use entity::{conversation_cache, message_cache};
@@ -109,9 +103,6 @@ pub struct GuestService {
     recently_read: moka::future::Cache<String, ()>,
     /// SQLite: appends are merged in the group commit. PostgreSQL: each in its own transaction.
     appends: Option<Arc<MergeLane<GuestAppends>>>,
-    /// Guest reads since start, for the hit ratio.
-    l1_hits: Arc<AtomicU64>,
-    l1_misses: Arc<AtomicU64>,
 }
 
 /// How long guests are kept.
@@ -151,19 +142,6 @@ impl GuestService {
             session_ttl: chrono(lifetimes.session_ttl),
             recently_read,
             appends,
-            l1_hits: Arc::default(),
-            l1_misses: Arc::default(),
-        }
-    }
-
-    /// The share of guest reads since start answered by the hot cache (0 before any read).
-    pub fn l1_hit_ratio(&self) -> f64 {
-        let hits = self.l1_hits.load(Ordering::Relaxed) as f64;
-        let misses = self.l1_misses.load(Ordering::Relaxed) as f64;
-        if hits + misses == 0.0 {
-            0.0
-        } else {
-            hits / (hits + misses)
         }
     }
 
@@ -314,7 +292,6 @@ impl GuestService {
             Ok(Some(messages)) if is_complete(&messages) => {
                 self.usage
                     .record(guest_id, GUEST_TIER, |d| d.cache_hits += 1);
-                self.l1_hits.fetch_add(1, Ordering::Relaxed);
                 self.record_read(guest_id).await;
                 return Ok(GuestHistory {
                     conversation_id: messages[0].conversation_id,
@@ -328,7 +305,6 @@ impl GuestService {
         }
         self.usage
             .record(guest_id, GUEST_TIER, |d| d.cache_misses += 1);
-        self.l1_misses.fetch_add(1, Ordering::Relaxed);
         let started = Instant::now();
         let read = self.read_from_sql(guest_id).await;
         self.metrics.timed(Layer::L2, Op::Read, started, &read);
