@@ -97,7 +97,7 @@ pub async fn run(command: Command) -> ExitCode {
         Command::Cleanup { dry_run } => report(
             async {
                 let settings = Settings::load()?;
-                let state = startup::build_state(settings).await?;
+                let state = startup::build_state(settings, startup::Role::Command).await?;
                 let done = state
                     .retention
                     .cleanup(dry_run)

@@ -2,10 +2,14 @@
 //! environment variables → the seeds' `DATABASE_URL`, `REDIS_URL`, `UPSTASH_REDIS_URL` and
 //! `REDIS_USE_LOCAL`. Unknown keys and bad values are errors that name the key.
 
+mod embeddings;
+
 use std::{fmt, net::SocketAddr, path::PathBuf};
 
 use config::{Config, Environment, File, FileFormat};
 use serde::Deserialize;
+
+pub use embeddings::{EmbeddingSettings, Provider};
 
 /// The defaults, compiled into the binary so it runs with no files beside it.
 pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
@@ -56,6 +60,7 @@ pub struct Settings {
     pub guest: GuestSettings,
     pub metrics: MetricsSettings,
     pub log: LogSettings,
+    pub embeddings: EmbeddingSettings,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -213,10 +218,16 @@ impl Settings {
                 .set_override("redis.use_local", parsed)
                 .map_err(|e| ConfigError(format!("REDIS_USE_LOCAL: {e}")))?;
         }
-        let settings: Settings = builder
+        let mut settings: Settings = builder
             .build()
             .and_then(Config::try_deserialize)
             .map_err(|e| ConfigError(describe(&e)))?;
+        // The name OpenAI's own SDKs read, when the config sets no key.
+        if settings.embeddings.api_key.is_empty()
+            && let Some(key) = var("OPENAI_API_KEY").filter(|v| !v.is_empty())
+        {
+            settings.embeddings.api_key = Secret::new(key);
+        }
         settings.validate(&var)?;
         Ok(settings)
     }
@@ -230,6 +241,7 @@ impl Settings {
             }
         };
         self.bind_addr()?;
+        self.embeddings.validate()?;
         if !self.database.url.is_empty() {
             self.database_kind().map_err(|_| {
                 ConfigError(format!(

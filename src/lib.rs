@@ -3,6 +3,7 @@
 pub mod api;
 pub mod cli;
 pub mod config;
+pub mod embed;
 pub mod failpoint;
 pub mod hot;
 pub mod metrics;

@@ -18,6 +18,8 @@ pub struct Metrics {
     pub migrations: IntCounterVec,
     pub retention_removed: IntCounterVec,
     pub db_pool: IntGaugeVec,
+    pub embeddings: IntCounterVec,
+    pub embedding_backlog: IntGaugeVec,
 }
 
 const LATENCY_BUCKETS: [f64; 12] = [
@@ -66,7 +68,7 @@ impl Metrics {
             cache_duration: histogram(
                 &r,
                 "genesis_cache_operation_duration_seconds",
-                "Operations per layer (l1, l2, main), operation and result (hit, miss, ok, \
+                "Operations per layer (l1, l2, main, semantic), operation and result (hit, miss, ok, \
                  error): latency (its _count is the operation count).",
                 &["layer", "operation", "result"],
                 &LATENCY_BUCKETS,
@@ -101,6 +103,21 @@ impl Metrics {
                 "genesis_db_pool_connections",
                 "Database pool connections by state (in_use, idle).",
                 &["state"],
+            ),
+            embeddings: counter(
+                &r,
+                "genesis_embeddings_total",
+                "Embedding pipeline outcomes: `stored` vectors, `failed` batches (each logged at \
+                 ERROR and retried), `overflow` messages left for the next scan when the queue \
+                 was full.",
+                &["result"],
+            ),
+            embedding_backlog: gauge(
+                &r,
+                "genesis_embedding_backlog",
+                "Messages waiting for their vector (queued, in flight, retrying, or found by the \
+                 start-up scan).",
+                &[],
             ),
             registry: r,
         }

@@ -13,17 +13,20 @@ use tracing::{info, warn};
 use crate::{
     api,
     config::Settings,
+    embed::Embedder,
     hot::HotCache,
     service::{
         admin::AdminService,
         auth::AuthService,
         cache_metrics::CacheMetrics,
         conversations::ConversationService,
+        embeddings::Embeddings,
         guest::{GuestLifetimes, GuestService},
         inspect::InspectService,
         limits::RateLimiter,
         migration::MigrationService,
         retention::RetentionService,
+        search::SearchService,
         tokens::{GuestTokens, load_server_secret},
         usage::UsageCounters,
     },
@@ -52,6 +55,16 @@ pub enum StartupError {
     },
     #[error("server: {0}")]
     Serve(std::io::Error),
+    #[error("embeddings: {0}")]
+    Embeddings(#[from] crate::embed::EmbedError),
+}
+
+/// Whether `build_state` starts the background work of a serving process (the embedding
+/// pipeline); one-shot commands (`genesis cleanup`) do not.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    Serve,
+    Command,
 }
 
 /// Creates the data directory if it is missing.
@@ -71,8 +84,25 @@ pub async fn open_store(settings: &Settings) -> Result<Store, StartupError> {
 }
 
 /// Builds the shared state: migrated store, hot cache, tokens, counters, limiters.
-pub async fn build_state(settings: Settings) -> Result<AppState, StartupError> {
+pub async fn build_state(settings: Settings, role: Role) -> Result<AppState, StartupError> {
     let store = open_store(&settings).await?;
+    let embeddings = match (role, Embedder::from_settings(&settings.embeddings)?) {
+        (Role::Serve, Some(embedder)) => {
+            info!(
+                provider = settings.embeddings.provider,
+                model = embedder.model_id(),
+                "embeddings on"
+            );
+            Embeddings::start(embedder, store.clone(), &settings.embeddings)
+        }
+        (Role::Serve, None) => {
+            warn!(
+                "embeddings off (embeddings.provider = none): search and the semantic cache answer 409"
+            );
+            Embeddings::disabled()
+        }
+        (Role::Command, _) => Embeddings::disabled(),
+    };
     let secret = load_server_secret(&settings).map_err(StartupError::Secret)?;
     let ttl = Duration::from_secs(settings.l1.ttl_secs);
     let hot = match settings.redis_url() {
@@ -105,7 +135,8 @@ pub async fn build_state(settings: Settings) -> Result<AppState, StartupError> {
             retention: settings.guest.retention(),
             session_ttl: Duration::from_secs(settings.guest.session_ttl_secs),
         },
-    );
+    )
+    .with_embeddings(embeddings.clone());
     let auth = AuthService::new(
         store.clone(),
         &secret,
@@ -125,6 +156,7 @@ pub async fn build_state(settings: Settings) -> Result<AppState, StartupError> {
         store.clone(),
         usage.clone(),
         cache_metrics.clone(),
+        embeddings.clone(),
         settings.limits.max_message_bytes,
     );
     let admin = AdminService::new(store.clone());
@@ -135,6 +167,12 @@ pub async fn build_state(settings: Settings) -> Result<AppState, StartupError> {
         cache_metrics.clone(),
     );
     let inspect = InspectService::new(store.clone(), hot.clone());
+    let search = SearchService::new(
+        store.clone(),
+        embeddings.clone(),
+        usage.clone(),
+        cache_metrics.clone(),
+    );
     let limiter = RateLimiter::<IpAddr>::new(
         settings.limits.guest_sessions_per_ip_per_hour,
         Duration::from_secs(3600),
@@ -150,6 +188,8 @@ pub async fn build_state(settings: Settings) -> Result<AppState, StartupError> {
         admin,
         retention,
         inspect,
+        embeddings,
+        search,
         started: std::time::Instant::now(),
         usage,
         cache_metrics,
@@ -162,7 +202,7 @@ pub async fn serve(settings: Settings) -> Result<(), StartupError> {
     let addr = settings.bind_addr()?;
     let grace = Duration::from_secs(settings.server.shutdown_grace_secs);
     let flush_every = Duration::from_secs(settings.metrics.flush_interval_secs);
-    let state = build_state(settings).await?;
+    let state = build_state(settings, Role::Serve).await?;
     let acceptor = TcpListener::bind(addr)
         .into_acceptor()
         .await

@@ -170,14 +170,19 @@ async fn cleanup_from_the_command_line_and_its_dry_run() {
     );
     assert_eq!(rows_of(&app, &guest).await, (0, 0, 0, 0));
     assert_eq!(rows_of(&app, &kept).await.0, 1);
-    let vector = |content: &str| {
+    let rows = |table: &str, content: &str| {
         format!(
-            "SELECT COUNT(*) FROM cache_embeddings WHERE content_hash = '{}'",
+            "SELECT COUNT(*) FROM {table} WHERE content_hash = '{}'",
             genesis::service::digest::md5_hex(content)
         )
     };
-    assert_eq!(app.count(&vector("one")).await, 0, "an unused vector goes");
-    assert_eq!(app.count(&vector("fresh")).await, 1, "a used vector stays");
+    // Each content has the test's vector and the lexical one the pipeline made.
+    let vectors = |content: &str| rows("cache_embeddings", content);
+    assert_eq!(app.count(&vectors("one")).await, 0, "unused vectors go");
+    assert_eq!(app.count(&vectors("fresh")).await, 2, "used vectors stay");
+    let text = |content: &str| rows("search_text", content);
+    assert_eq!(app.count(&text("one")).await, 0, "unused search text goes");
+    assert_eq!(app.count(&text("fresh")).await, 1, "used search text stays");
 
     let resp = app.request(Method::GET, "/readyz", None, None).await;
     let ready: Value = resp.json().await.expect("json");

@@ -13,6 +13,7 @@ mod m20261122_000008_create_cache_content_mapping;
 mod m20261122_000009_create_cache_metrics;
 mod m20261122_000010_create_cache_migrations;
 mod m20261122_000011_lean_message_cache_indexes;
+mod m20261130_000012_create_search_text;
 
 pub struct Migrator;
 
@@ -31,6 +32,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000009_create_cache_metrics::Migration),
             Box::new(m20261122_000010_create_cache_migrations::Migration),
             Box::new(m20261122_000011_lean_message_cache_indexes::Migration),
+            Box::new(m20261130_000012_create_search_text::Migration),
         ]
     }
 }

@@ -40,7 +40,23 @@ pub struct Stats {
     /// `cache_metrics`, `cache_embeddings`).
     pub tables: std::collections::BTreeMap<String, i64>,
     pub l1: L1Stats,
+    pub embeddings: EmbeddingStats,
     pub uptime_secs: u64,
+}
+
+#[derive(Debug, Object)]
+pub struct EmbeddingStats {
+    /// `lexical`, `minilm`, `openai` or `none`.
+    pub provider: String,
+    /// What `cache_embeddings.model` says for this embedder's vectors; absent when off.
+    #[oai(skip_serializing_if_is_none)]
+    pub model: Option<String>,
+    /// Messages waiting for their vector.
+    pub backlog: u64,
+    /// Vectors stored since start.
+    pub stored: u64,
+    /// Failed embedding batches since start (each logged at ERROR and retried).
+    pub failures: u64,
 }
 
 #[derive(Debug, Object)]
@@ -251,6 +267,16 @@ impl AdminApi {
                 backend: state.hot.backend().into(),
                 state: state.hot.state().as_str().into(),
                 hit_ratio: crate::metrics::global().l1_hit_ratio(),
+            },
+            embeddings: {
+                let p = state.embeddings.stats();
+                EmbeddingStats {
+                    provider: state.settings.embeddings.provider.clone(),
+                    model: p.model,
+                    backlog: p.backlog,
+                    stored: p.stored,
+                    failures: p.failures,
+                }
             },
             uptime_secs: state.started.elapsed().as_secs(),
         }))

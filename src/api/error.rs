@@ -61,7 +61,8 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         MethodNotAllowed => 405,
         NotAcceptable => 406,
         RequestTimeout => 408,
-        GuestMigrated | GuestAlreadyClaimed | EmailTaken | IdempotencyKeyReused => 409,
+        GuestMigrated | GuestAlreadyClaimed | EmailTaken | IdempotencyKeyReused
+        | EmbeddingsDisabled => 409,
         LengthRequired => 411,
         PayloadTooLarge | MessageTooLarge => 413,
         UriTooLong => 414,
@@ -79,12 +80,14 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         | InvalidMaxTokens
         | InvalidLimit
         | InvalidCursor
+        | InvalidQuery
+        | InvalidThreshold
         | InvalidEmail
         | PasswordTooShort
         | PasswordTooLong => 422,
         RateLimited => 429,
         InternalError => 500,
-        DatabaseUnavailable | ServiceUnavailable => 503,
+        DatabaseUnavailable | ServiceUnavailable | EmbeddingUnavailable => 503,
     };
     StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
 }

@@ -29,6 +29,13 @@ pub struct Readiness {
     pub writer: String,
     /// Writes that panicked since start (each answered 500 and rolled back; the writer went on).
     pub writer_panics: u64,
+    /// The embeddings provider: `lexical`, `minilm`, `openai` or `none`.
+    pub embeddings: String,
+    /// Messages waiting for their vector (a number, not a failure: they are embedded in the
+    /// background).
+    pub embedding_backlog: u64,
+    /// Embedding batches that failed since start (each logged at ERROR and retried).
+    pub embedding_failures: u64,
 }
 
 #[derive(Debug, ApiResponse)]
@@ -57,6 +64,7 @@ impl HealthApi {
     #[oai(path = "/readyz", method = "get", operation_id = "get_readiness")]
     async fn readyz(&self, state: Data<&AppState>) -> ReadyResponse {
         let sql_up = state.store.ping().await.is_ok();
+        let pipeline = state.embeddings.stats();
         let body = Readiness {
             status: if sql_up { "ready" } else { "unavailable" }.into(),
             sql: if sql_up { "up" } else { "down" }.into(),
@@ -70,6 +78,9 @@ impl HealthApi {
             }
             .into(),
             writer_panics: state.store.writer_health().map_or(0, |w| w.panics()),
+            embeddings: state.settings.embeddings.provider.clone(),
+            embedding_backlog: pipeline.backlog,
+            embedding_failures: pipeline.failures,
         };
         if sql_up {
             ReadyResponse::Ready(Json(body))

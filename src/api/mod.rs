@@ -12,6 +12,7 @@ pub mod health;
 pub mod metrics;
 pub mod migration;
 mod parse_errors;
+pub mod search;
 pub mod security;
 pub mod types;
 
@@ -28,6 +29,8 @@ pub enum ApiTags {
     Auth,
     /// An account's conversations and messages.
     Conversations,
+    /// Search over your own messages and the semantic response cache.
+    Search,
     /// Audit trail and verification (admin token).
     Admin,
     /// Health and readiness.
@@ -40,6 +43,7 @@ pub type Apis = (
     migration::MigrationApi,
     auth::AuthApi,
     conversations::ConversationsApi,
+    search::SearchApi,
     admin::AdminApi,
 );
 
@@ -52,6 +56,7 @@ pub fn openapi_service() -> OpenApiService<Apis, ()> {
             migration::MigrationApi,
             auth::AuthApi,
             conversations::ConversationsApi,
+            search::SearchApi,
             admin::AdminApi,
         ),
         "Genesis",

@@ -141,6 +141,25 @@ security_scheme!(GuestTokenHeader, [GUEST_TOKEN], optional = false, |req| {
     ))
 });
 
+/// A guest (its token, checked against the `guest_id` the operation names) or a signed-in user
+/// (their access token): the operation decides which from whether a `guest_id` is named.
+pub struct GuestOrUser {
+    /// `X-Guest-Token`.
+    pub guest_token: Option<String>,
+    /// `Authorization: Bearer` — the user's access token, or a guest's token.
+    pub bearer: Option<String>,
+}
+
+security_scheme!(
+    GuestOrUser,
+    [USER_BEARER, GUEST_TOKEN, GUEST_BEARER],
+    optional = false,
+    |req| Ok(GuestOrUser {
+        guest_token: req.header("x-guest-token").map(str::to_string),
+        bearer: bearer_token(req).map(str::to_string),
+    })
+);
+
 /// The signed-in user.
 pub struct UserBearer(pub entity::users::Model);
 

@@ -22,6 +22,8 @@ pub enum Layer {
     L1,
     L2,
     Main,
+    /// The semantic response cache (`POST /v1/cache/lookup`).
+    Semantic,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -51,6 +53,7 @@ impl Layer {
             Layer::L1 => "l1",
             Layer::L2 => "l2",
             Layer::Main => "main",
+            Layer::Semantic => "semantic",
         }
     }
 }

@@ -18,6 +18,7 @@ use super::{
     cache_metrics::{CacheMetrics, Layer, Op},
     clock::{now, stored_precision},
     digest::md5_hex,
+    embeddings::{Embeddings, Source, Text},
     guest::{
         NewMessage,
         rules::{self, RetryKey},
@@ -52,6 +53,7 @@ pub struct ConversationService {
     store: Store,
     usage: Arc<UsageCounters>,
     metrics: Arc<CacheMetrics>,
+    embeddings: Embeddings,
     max_message_bytes: usize,
 }
 
@@ -60,12 +62,14 @@ impl ConversationService {
         store: Store,
         usage: Arc<UsageCounters>,
         metrics: Arc<CacheMetrics>,
+        embeddings: Embeddings,
         max_message_bytes: usize,
     ) -> Self {
         Self {
             store,
             usage,
             metrics,
+            embeddings,
             max_message_bytes,
         }
     }
@@ -230,6 +234,8 @@ impl ConversationService {
         if duplicate {
             return Ok((stored, true));
         }
+        self.embeddings
+            .enqueue(Source::Main, stored.id, Text::Owned(stored.content.clone()));
         let tokens = i64::from(stored.tokens_used.unwrap_or(0));
         self.usage.record(&user_id.to_string(), ACCOUNT_TIER, |d| {
             d.messages_stored += 1;

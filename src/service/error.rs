@@ -56,6 +56,7 @@ error_codes! {
     GuestAlreadyClaimed => "guest_already_claimed",
     EmailTaken => "email_taken",
     IdempotencyKeyReused => "idempotency_key_reused",
+    EmbeddingsDisabled => "embeddings_disabled",
     // 411, 413, 414, 415.
     LengthRequired => "length_required",
     PayloadTooLarge => "payload_too_large",
@@ -76,6 +77,8 @@ error_codes! {
     InvalidMaxTokens => "invalid_max_tokens",
     InvalidLimit => "invalid_limit",
     InvalidCursor => "invalid_cursor",
+    InvalidQuery => "invalid_query",
+    InvalidThreshold => "invalid_threshold",
     InvalidEmail => "invalid_email",
     PasswordTooShort => "password_too_short",
     PasswordTooLong => "password_too_long",
@@ -85,6 +88,7 @@ error_codes! {
     InternalError => "internal_error",
     DatabaseUnavailable => "database_unavailable",
     ServiceUnavailable => "service_unavailable",
+    EmbeddingUnavailable => "embedding_unavailable",
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -135,6 +139,11 @@ pub enum ServiceError {
     /// it); nothing was written, retry.
     #[error("the write was rolled back; retry")]
     RolledBack,
+    #[error("embeddings are off on this server (embeddings.provider = none)")]
+    EmbeddingsDisabled,
+    /// The embedder failed on the request path (e.g. the embedding API is down).
+    #[error("the embedder is unavailable: {0}")]
+    EmbeddingUnavailable(String),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -169,6 +178,8 @@ impl ServiceError {
             ServiceError::Unavailable(_)
             | ServiceError::Contended(_)
             | ServiceError::RolledBack => ErrorCode::DatabaseUnavailable,
+            ServiceError::EmbeddingsDisabled => ErrorCode::EmbeddingsDisabled,
+            ServiceError::EmbeddingUnavailable(_) => ErrorCode::EmbeddingUnavailable,
             ServiceError::Internal(_) => ErrorCode::InternalError,
         }
     }

@@ -8,6 +8,7 @@ pub mod checksum;
 pub mod clock;
 pub mod conversations;
 pub mod digest;
+pub mod embeddings;
 mod error;
 pub mod guest;
 pub mod inspect;
@@ -16,6 +17,7 @@ pub mod migration;
 pub mod page;
 mod pending;
 pub mod retention;
+pub mod search;
 pub mod tokens;
 pub mod usage;
 

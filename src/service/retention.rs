@@ -4,10 +4,7 @@
 //! background job every `guest.cleanup_interval_secs` and by `genesis cleanup [--dry-run]`.
 
 use chrono::{DateTime, Utc};
-use entity::{
-    cache_content_mapping, cache_embeddings, conversation_cache, message_cache, messages,
-    usage_metrics,
-};
+use entity::{cache_content_mapping, conversation_cache, message_cache, usage_metrics};
 use sea_orm::{
     ColumnTrait, Condition, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
     sea_query::{Expr, ExprTrait, Query},
@@ -21,6 +18,7 @@ use super::{
     ServiceError,
     cache_metrics::{CacheMetrics, Layer, Op},
     clock::now,
+    embeddings,
     usage::UsageCounters,
 };
 use crate::{
@@ -44,32 +42,6 @@ pub struct RetentionService {
     hot: HotCache,
     usage: Arc<UsageCounters>,
     metrics: Arc<CacheMetrics>,
-}
-
-/// Deletes the vectors of `hashes` that no stored message (guest or account) uses any more.
-async fn delete_unreferenced_embeddings(
-    txn: &sea_orm::DatabaseTransaction,
-    hashes: Vec<String>,
-) -> Result<(), ServiceError> {
-    for chunk in hashes.chunks(500) {
-        let cached = Query::select()
-            .column(message_cache::Column::MessageHash)
-            .from(message_cache::Entity)
-            .and_where(Expr::col(message_cache::Column::MessageHash).is_in(chunk.to_vec()))
-            .to_owned();
-        let kept = Query::select()
-            .column(messages::Column::ContentHash)
-            .from(messages::Entity)
-            .and_where(Expr::col(messages::Column::ContentHash).is_in(chunk.to_vec()))
-            .to_owned();
-        cache_embeddings::Entity::delete_many()
-            .filter(cache_embeddings::Column::ContentHash.is_in(chunk.to_vec()))
-            .filter(cache_embeddings::Column::ContentHash.not_in_subquery(cached))
-            .filter(cache_embeddings::Column::ContentHash.not_in_subquery(kept))
-            .exec(txn)
-            .await?;
-    }
-    Ok(())
 }
 
 /// An expired guest: unmigrated, its expiry passed at `now`.
@@ -199,7 +171,7 @@ impl RetentionService {
                         .exec(txn)
                         .await?
                         .rows_affected;
-                    delete_unreferenced_embeddings(txn, hashes).await?;
+                    embeddings::sql::forget_unreferenced(txn, hashes).await?;
                     usage_metrics::Entity::delete_many()
                         .filter(usage_metrics::Column::UserId.is_in(guest_ids.clone()))
                         .exec(txn)

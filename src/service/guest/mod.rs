@@ -23,6 +23,7 @@ use super::{
     ServiceError,
     cache_metrics::{CacheMetrics, Layer, Op, Outcome},
     clock::{now, stored_precision},
+    embeddings::{self, Embeddings, Text},
     tokens::GuestTokens,
     usage::{GUEST_TIER, UsageCounters},
 };
@@ -95,6 +96,7 @@ pub struct GuestService {
     tokens: GuestTokens,
     usage: Arc<UsageCounters>,
     metrics: Arc<CacheMetrics>,
+    embeddings: Embeddings,
     max_message_bytes: usize,
     retention: Duration,
     session_ttl: Duration,
@@ -137,12 +139,19 @@ impl GuestService {
             tokens,
             usage,
             metrics,
+            embeddings: Embeddings::disabled(),
             max_message_bytes,
             retention,
             session_ttl: chrono(lifetimes.session_ttl),
             recently_read,
             appends,
         }
+    }
+
+    /// Hands every stored message to `embeddings` after commit.
+    pub fn with_embeddings(mut self, embeddings: Embeddings) -> Self {
+        self.embeddings = embeddings;
+        self
     }
 
     /// Checks `token` for `guest_id`: absent → `GuestTokenRequired`, wrong → `GuestTokenInvalid`.
@@ -248,6 +257,11 @@ impl GuestService {
                 issued_token: None,
             });
         }
+        self.embeddings.enqueue(
+            embeddings::Source::Cache,
+            message.id,
+            Text::Guest(message.clone()),
+        );
         let started = Instant::now();
         let appended = self.hot.append_guest_message(guest_id, &message).await;
         self.metrics.timed(Layer::L1, Op::Write, started, &appended);
@@ -329,6 +343,26 @@ impl GuestService {
             source: Source::L2,
             migrated_to: conversation.main_conversation_id,
         })
+    }
+
+    /// The id of the guest's own cache conversation, for reads that are scoped to it (search,
+    /// the semantic cache): the token must be the guest's; a migrated guest's messages belong to
+    /// the account (409).
+    pub async fn owned_conversation(
+        &self,
+        guest_id: &str,
+        token: Option<&str>,
+    ) -> Result<Uuid, ServiceError> {
+        rules::validate_guest_id(guest_id)?;
+        self.authorize(guest_id, token)?;
+        self.store.check_available()?;
+        let conversation = sql::find_conversation(self.store.conn(), guest_id)
+            .await?
+            .ok_or(ServiceError::GuestNotFound)?;
+        match conversation.main_conversation_id {
+            Some(conversation_id) => Err(ServiceError::GuestMigrated { conversation_id }),
+            None => Ok(conversation.id),
+        }
     }
 
     /// A read counts as access: `accessed_at` and the expiry move, at most once per

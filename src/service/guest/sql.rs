@@ -22,6 +22,7 @@ use crate::{
         ServiceError,
         clock::rfc3339,
         digest::{md5_hex, sha256_hex},
+        embeddings,
     },
     store::Write,
 };
@@ -286,6 +287,7 @@ pub(super) async fn erase_in(
     if let Some(conversation_id) = conversation.main_conversation_id {
         return Err(ServiceError::GuestMigrated { conversation_id });
     }
+    let hashes = embeddings::sql::hashes_of_conversation(txn, conversation.id).await?;
     let message_ids = Query::select()
         .column(message_cache::Column::Id)
         .from(message_cache::Entity)
@@ -307,5 +309,6 @@ pub(super) async fn erase_in(
         .filter(usage_metrics::Column::UserId.eq(guest_id.as_str()))
         .exec(txn)
         .await?;
+    embeddings::sql::forget_unreferenced(txn, hashes).await?;
     Ok(Write::Commit(()))
 }
