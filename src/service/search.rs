@@ -241,11 +241,12 @@ impl SearchService {
         let backend = self.store.backend();
         let s = scope(backend, owner, conversation, 2);
         let limit_value = Value::from(i64::try_from(limit).unwrap_or(100));
+        let words = fts5_query(q).ok_or_else(|| {
+            ServiceError::invalid(ErrorCode::InvalidQuery, "q has no words to search for")
+        })?;
         let (sql, query) = match backend {
             Backend::Sqlite => {
-                let query = fts5_query(q).ok_or_else(|| {
-                    ServiceError::invalid(ErrorCode::InvalidQuery, "q has no words to search for")
-                })?;
+                let query = words;
                 (
                     format!(
                         "WITH hits AS MATERIALIZED (SELECT rowid AS r, bm25(search_fts) AS s \

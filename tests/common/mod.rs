@@ -183,6 +183,12 @@ impl TestApp {
             .expect("wait")
     }
 
+    /// Sets a variable for the next `start`.
+    pub fn set_env(&mut self, name: &str, value: &str) {
+        self.env.retain(|(k, _)| k != name);
+        self.env.push((name.to_string(), value.to_string()));
+    }
+
     pub async fn restart(&mut self) {
         self.kill().await;
         self.start().await;
