@@ -92,6 +92,14 @@ async fn the_served_spec_documents_every_public_route_and_error_status() {
         migrate["security"],
         serde_json::json!([{"GuestToken": [], "UserBearer": []}])
     );
+    // Search and the semantic cache take a user's token or a guest's: alternatives.
+    for (path, method) in [("/v1/search", "get"), ("/v1/cache/lookup", "post")] {
+        assert_eq!(
+            spec["paths"][path][method]["security"],
+            serde_json::json!([{"UserBearer": []}, {"GuestToken": []}, {"GuestBearer": []}]),
+            "{path}"
+        );
+    }
     // Error codes are an enum the client can switch on.
     let codes = spec["components"]["schemas"]["ErrorCode"]["enum"]
         .as_array()

@@ -75,8 +75,8 @@ pub fn spec_json() -> String {
 }
 
 /// What the framework cannot say about the spec by itself:
-/// - an operation that takes both a user's bearer token and a guest token needs both at once
-///   (one security requirement, not two alternatives);
+/// - an operation that takes both a user's bearer token and the `X-Guest-Token` header needs
+///   both at once (one security requirement, not two alternatives);
 /// - an optional field may also be sent as `null`, which the server reads as absent.
 ///
 /// One rule stays in prose (the field's description) only: `guest_token` needs `guest_id`. Its
@@ -105,7 +105,10 @@ fn finish_spec(generated: &str) -> String {
             continue;
         };
         let needs = |name: &str| security.iter().any(|r| r.get(name).is_some());
-        if needs("UserBearer") && needs("GuestToken") {
+        // Migration: the user's bearer token and `X-Guest-Token` together. (Search and the
+        // semantic cache take one of them, so they also list `GuestBearer` and stay
+        // alternatives.)
+        if needs("UserBearer") && needs("GuestToken") && !needs("GuestBearer") {
             let all: serde_json::Map<String, serde_json::Value> = security
                 .iter()
                 .filter_map(|r| r.as_object())
