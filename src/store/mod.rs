@@ -155,6 +155,14 @@ impl Store {
     }
 
     /// Jobs waiting for the group-commit writer (0 when each write is its own transaction).
+    /// True when the SQLite writer has had nothing to do for at least `quiet` (always true on
+    /// PostgreSQL, where writes do not queue behind one another).
+    pub fn writer_quiet_for(&self, quiet: std::time::Duration) -> bool {
+        self.writer
+            .as_ref()
+            .is_none_or(|w| w.health().idle_for().is_some_and(|idle| idle >= quiet))
+    }
+
     pub fn writer_queue_depth(&self) -> usize {
         self.writer.as_ref().map_or(0, Writer::queue_depth)
     }

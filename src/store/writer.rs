@@ -195,12 +195,36 @@ const MAX_BATCH: usize = 256;
 pub struct WriterHealth {
     stopped: AtomicBool,
     panics: AtomicU64,
+    /// Since when the writer has been waiting for work with an empty queue (microseconds after
+    /// [`clock_base`], plus one); 0 while it works.
+    idle_since: AtomicU64,
+}
+
+/// The instant idle times are counted from.
+fn clock_base() -> std::time::Instant {
+    static BASE: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    *BASE.get_or_init(std::time::Instant::now)
+}
+
+fn micros_now() -> u64 {
+    u64::try_from(clock_base().elapsed().as_micros()).unwrap_or(u64::MAX) + 1
 }
 
 impl WriterHealth {
     /// True while the writer task runs.
     pub fn is_running(&self) -> bool {
         !self.stopped.load(Ordering::Acquire)
+    }
+
+    /// How long the writer has had nothing to do (`None` while it works): background writers
+    /// (the embedding pipeline) wait for a quiet moment so they do not slow a burst of appends.
+    pub fn idle_for(&self) -> Option<std::time::Duration> {
+        match self.idle_since.load(Ordering::Acquire) {
+            0 => None,
+            since => Some(std::time::Duration::from_micros(
+                micros_now().saturating_sub(since),
+            )),
+        }
     }
 
     /// Jobs (or batches) that panicked since start; each was answered 500 and rolled back.
@@ -235,7 +259,11 @@ impl Writer {
             loop {
                 let mut batch = std::mem::take(&mut carried);
                 if batch.is_empty() {
-                    match rx.recv().await {
+                    let since = if rx.is_empty() { micros_now() } else { 0 };
+                    task.health.idle_since.store(since, Ordering::Release);
+                    let next = rx.recv().await;
+                    task.health.idle_since.store(0, Ordering::Release);
+                    match next {
                         Some(first) => batch.push(first),
                         None => break,
                     }

@@ -24,6 +24,12 @@ use crate::{
 type Carriers = Vec<(Source, Uuid)>;
 
 const MAX_BACKOFF: Duration = Duration::from_secs(300);
+/// Embedding batches stored per write when the queue is deep.
+const WRITE_BATCHES: usize = 8;
+/// The longest the pipeline waits for the SQLite writer to be idle before writing anyway.
+const MAX_DEFER: Duration = Duration::from_secs(2);
+/// How long the writer must have been idle for the pipeline to write without waiting longer.
+const QUIET: Duration = Duration::from_millis(3);
 
 struct Retry {
     jobs: Vec<Job>,
@@ -83,8 +89,10 @@ impl Worker {
                 self.attempt(retry.jobs, retry.attempts).await;
                 continue;
             }
+            // Under load, take several embedding batches per write: the vectors of up to
+            // `WRITE_BATCHES` × `batch_size` messages are stored in one transaction.
             let mut jobs = Vec::new();
-            while jobs.len() < self.batch_size {
+            while jobs.len() < self.batch_size * WRITE_BATCHES {
                 match self.rx.try_recv() {
                     Ok(job) => jobs.push(job),
                     Err(_) => break,
@@ -161,7 +169,7 @@ impl Worker {
         }
         while let Some(scan) = self.scan {
             let model = self.embedder.model_id().to_string();
-            let limit = self.batch_size as u64;
+            let limit = (self.batch_size * WRITE_BATCHES) as u64;
             let page =
                 sql::missing(self.store.conn(), scan.source, &model, scan.after, limit).await;
             let page = match page {
@@ -287,15 +295,16 @@ impl Worker {
             .into_iter()
             .map(|(hash, (text, owners))| (hash, text.as_str().to_string(), owners))
             .collect();
-        let texts = entries
+        let texts: Vec<String> = entries
             .iter()
             .map(|(_, content, _)| clip(content, self.max_input_chars).to_string())
             .collect();
-        let vectors = self
-            .embedder
-            .embed(texts)
-            .await
-            .map_err(|e| e.to_string())?;
+        let mut vectors = Vec::with_capacity(texts.len());
+        for chunk in texts.chunks(self.batch_size) {
+            let embedded = self.embedder.embed(chunk.to_vec()).await;
+            vectors.extend(embedded.map_err(|e| e.to_string())?);
+        }
+        self.yield_to_appends().await;
         let backend = self.store.backend();
         let model_id = model.clone();
         self.store
@@ -332,6 +341,19 @@ impl Worker {
             })
             .await
             .map_err(|e| e.to_string())
+    }
+}
+
+impl Worker {
+    /// Stored messages come first: while the SQLite group-commit writer is busy, the vectors
+    /// wait until it has been idle for [`QUIET`] (at most [`MAX_DEFER`]), so a burst of
+    /// appends is not slowed by them; the backlog catches up when the burst ends, in bigger
+    /// writes.
+    async fn yield_to_appends(&self) {
+        let deadline = Instant::now() + MAX_DEFER;
+        while !self.store.writer_quiet_for(QUIET) && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
     }
 }
 
