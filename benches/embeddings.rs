@@ -179,7 +179,12 @@ async fn main() {
 
 fn message(i: usize) -> NewMessage {
     NewMessage {
-        role: if i.is_multiple_of(2) { "user" } else { "assistant" }.into(),
+        role: if i.is_multiple_of(2) {
+            "user"
+        } else {
+            "assistant"
+        }
+        .into(),
         content: line(i),
         timestamp: None,
         tokens: None,
