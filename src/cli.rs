@@ -80,6 +80,7 @@ pub async fn run(command: Command) -> ExitCode {
         Command::Repair => report(
             async {
                 let settings = Settings::load()?;
+                startup::require_existing_database(&settings)?;
                 let store = startup::open_store(&settings).await?;
                 let done = AdminService::new(store.clone())
                     .repair()
@@ -97,6 +98,7 @@ pub async fn run(command: Command) -> ExitCode {
         Command::Cleanup { dry_run } => report(
             async {
                 let settings = Settings::load()?;
+                startup::require_existing_database(&settings)?;
                 let state = startup::build_state(settings, startup::Role::Command).await?;
                 let done = state
                     .retention
@@ -116,7 +118,7 @@ pub async fn run(command: Command) -> ExitCode {
         Command::DbStatus => report(
             async {
                 let settings = Settings::load()?;
-                startup::ensure_data_dir(&settings)?;
+                startup::require_existing_database(&settings)?;
                 let store = crate::store::Store::connect(&settings).await?;
                 for (name, applied) in store.migration_status().await? {
                     println!("{} {name}", if applied { "applied" } else { "pending" });
@@ -133,6 +135,7 @@ pub async fn run(command: Command) -> ExitCode {
 async fn verify() -> ExitCode {
     let result = async {
         let settings = Settings::load()?;
+        startup::require_existing_database(&settings)?;
         let store = startup::open_store(&settings).await?;
         let report = AdminService::new(store.clone())
             .verify()

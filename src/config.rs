@@ -3,6 +3,7 @@
 //! `REDIS_USE_LOCAL`. Unknown keys and bad values are errors that name the key.
 
 mod embeddings;
+mod net;
 
 use std::{fmt, net::SocketAddr, path::PathBuf};
 
@@ -10,9 +11,13 @@ use config::{Config, Environment, File, FileFormat};
 use serde::Deserialize;
 
 pub use embeddings::{EmbeddingSettings, Provider};
+pub use net::Cidr;
 
 /// The defaults, compiled into the binary so it runs with no files beside it.
 pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
+
+/// The shortest admin token start-up accepts.
+pub const MIN_ADMIN_TOKEN_CHARS: usize = 32;
 
 /// A configuration problem; the message names the key and, where it helps, its environment name.
 #[derive(Debug, thiserror::Error)]
@@ -75,6 +80,18 @@ pub struct LogSettings {
 pub struct ServerSettings {
     pub bind: String,
     pub shutdown_grace_secs: u64,
+    /// CIDR ranges whose `X-Forwarded-For` / `Forwarded` headers name the client.
+    pub trusted_proxies: Vec<String>,
+}
+
+impl ServerSettings {
+    /// The parsed `trusted_proxies` (checked at load).
+    pub fn trusted_proxies(&self) -> Vec<Cidr> {
+        self.trusted_proxies
+            .iter()
+            .filter_map(|c| Cidr::parse(c))
+            .collect()
+    }
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -128,6 +145,8 @@ pub struct LimitSettings {
     pub max_message_bytes: usize,
     pub login_attempts_per_ip_per_hour: u32,
     pub login_attempts_per_email_per_hour: u32,
+    pub signups_per_ip_per_hour: u32,
+    pub admin_failures_per_ip_per_hour: u32,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -194,7 +213,9 @@ impl Settings {
             Environment::with_prefix("GENESIS")
                 .prefix_separator("__")
                 .separator("__")
-                .try_parsing(true),
+                .try_parsing(true)
+                .list_separator(",")
+                .with_list_parse_key("server.trusted_proxies"),
         );
         let seeds = [
             ("DATABASE_URL", "database.url"),
@@ -242,6 +263,24 @@ impl Settings {
         };
         self.bind_addr()?;
         self.embeddings.validate()?;
+        if let Some(bad) = self
+            .server
+            .trusted_proxies
+            .iter()
+            .find(|c| Cidr::parse(c).is_none())
+        {
+            return Err(ConfigError(format!(
+                "server.trusted_proxies: `{bad}` is not an address or CIDR range (e.g. 10.0.0.0/8)"
+            )));
+        }
+        let admin = self.admin.token.expose();
+        if !admin.is_empty() && admin.chars().count() < MIN_ADMIN_TOKEN_CHARS {
+            return Err(ConfigError(format!(
+                "admin.token (GENESIS__ADMIN__TOKEN) must be at least {MIN_ADMIN_TOKEN_CHARS} \
+                 characters (it guards every guest's and user's data); it has {}",
+                admin.chars().count()
+            )));
+        }
         if !self.database.url.is_empty() {
             self.database_kind().map_err(|_| {
                 ConfigError(format!(

@@ -57,6 +57,8 @@ pub enum StartupError {
     Serve(std::io::Error),
     #[error("embeddings: {0}")]
     Embeddings(#[from] crate::embed::EmbedError),
+    #[error("{0}")]
+    Missing(String),
 }
 
 /// Whether `build_state` starts the background work of a serving process (the embedding
@@ -73,6 +75,40 @@ pub fn ensure_data_dir(settings: &Settings) -> Result<(), StartupError> {
         path: settings.data_dir.display().to_string(),
         source,
     })
+}
+
+/// For commands that inspect data (`verify`, `repair`, `db status`, `cleanup`): the SQLite file
+/// must exist already — opening would create an empty one and report on nothing. (A PostgreSQL
+/// database is never created by connecting; a missing one fails with its name.)
+pub fn require_existing_database(settings: &Settings) -> Result<(), StartupError> {
+    let url = settings.database_url();
+    let Some(rest) = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+    else {
+        return Ok(());
+    };
+    let path = rest.split('?').next().unwrap_or(rest);
+    if path.is_empty() || path.starts_with(":memory:") {
+        return Ok(());
+    }
+    if std::path::Path::new(path).is_file() {
+        return Ok(());
+    }
+    let dir = std::path::Path::new(path)
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty());
+    Err(StartupError::Missing(match dir {
+        Some(dir) if !dir.is_dir() => format!(
+            "the data directory {} does not exist (no database at {path}); check \
+             GENESIS__DATA_DIR / DATABASE_URL, or run `genesis db up` to create one",
+            dir.display()
+        ),
+        _ => format!(
+            "the database {path} does not exist; check GENESIS__DATA_DIR / DATABASE_URL, or run \
+             `genesis db up` to create one"
+        ),
+    }))
 }
 
 /// Connects to SQL and applies every pending migration.
@@ -177,6 +213,16 @@ pub async fn build_state(settings: Settings, role: Role) -> Result<AppState, Sta
         settings.limits.guest_sessions_per_ip_per_hour,
         Duration::from_secs(3600),
     );
+    let hour = Duration::from_secs(3600);
+    let signup_limiter = Arc::new(RateLimiter::new(
+        settings.limits.signups_per_ip_per_hour,
+        hour,
+    ));
+    let admin_failures = Arc::new(RateLimiter::new(
+        settings.limits.admin_failures_per_ip_per_hour,
+        hour,
+    ));
+    let trusted_proxies = settings.server.trusted_proxies().into();
     Ok(AppState {
         settings: Arc::new(settings),
         store,
@@ -194,6 +240,9 @@ pub async fn build_state(settings: Settings, role: Role) -> Result<AppState, Sta
         usage,
         cache_metrics,
         guest_session_limiter: Arc::new(limiter),
+        signup_limiter,
+        admin_failures,
+        trusted_proxies,
     })
 }
 

@@ -42,6 +42,18 @@ pub struct AppState {
     pub usage: Arc<UsageCounters>,
     pub cache_metrics: Arc<CacheMetrics>,
     pub guest_session_limiter: Arc<RateLimiter<IpAddr>>,
+    pub signup_limiter: Arc<RateLimiter<IpAddr>>,
+    /// Wrong admin tokens per client address.
+    pub admin_failures: Arc<RateLimiter<IpAddr>>,
+    /// `server.trusted_proxies`, parsed.
+    pub trusted_proxies: Arc<[crate::config::Cidr]>,
+}
+
+impl AppState {
+    /// The client's address for rate limits (see `api::client_ip`).
+    pub fn client_ip(&self, req: &poem::Request) -> Option<IpAddr> {
+        crate::api::client_ip::client_ip(req, &self.trusted_proxies)
+    }
 }
 
 impl AppState {

@@ -39,22 +39,64 @@ async fn help_lists_every_command() {
 #[tokio::test]
 async fn db_up_then_status_shows_every_migration_applied() {
     let dir = tempfile::tempdir().expect("dir");
-    let out = run(&["db", "status"], &[], dir.path()).await;
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let before = text(&out.stdout);
-    assert!(before.lines().count() >= 10, "{before}");
-    assert!(
-        before.lines().all(|l| l.starts_with("pending ")),
-        "{before}"
-    );
-
     let out = run(&["db", "up"], &[], dir.path()).await;
     assert!(out.status.success(), "{}", text(&out.stderr));
     let out = run(&["db", "status"], &[], dir.path()).await;
     let after = text(&out.stdout);
     assert!(after.lines().all(|l| l.starts_with("applied ")), "{after}");
+    assert!(after.lines().count() >= 10, "{after}");
     assert!(after.contains("create_message_cache"));
     assert!(dir.path().join("genesis.db").exists());
+}
+
+#[tokio::test]
+async fn inspecting_commands_refuse_a_database_that_does_not_exist() {
+    let dir = tempfile::tempdir().expect("dir");
+    let missing = dir.path().join("no-such-dir");
+    for args in [
+        &["verify"][..],
+        &["db", "status"],
+        &["repair"],
+        &["cleanup"],
+    ] {
+        let mut cmd = command();
+        cmd.args(args)
+            .env("GENESIS__DATA_DIR", &missing)
+            .env("GENESIS__SERVER__BIND", "127.0.0.1:0");
+        let out = cmd.output().await.expect("runs");
+        assert!(!out.status.success(), "{args:?} succeeded on nothing");
+        let err = text(&out.stderr);
+        assert!(
+            err.contains(missing.to_str().expect("utf-8")) && err.contains("does not exist"),
+            "{args:?}: {err}"
+        );
+        assert!(!text(&out.stdout).contains("ok"), "{args:?} printed ok");
+        assert!(!missing.exists(), "{args:?} created the data directory");
+    }
+    // An existing directory without a database: the file is named, nothing is created.
+    let out = run(&["verify"], &[], dir.path()).await;
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("genesis.db"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(!dir.path().join("genesis.db").exists());
+}
+
+#[tokio::test]
+async fn a_short_admin_token_or_a_bad_proxy_range_stops_start_up() {
+    let err = refused(&[("GENESIS__ADMIN__TOKEN", "too-short")]).await;
+    assert!(err.contains("admin.token") && err.contains("32"), "{err}");
+    assert!(
+        !err.contains("too-short"),
+        "the token itself is not printed: {err}"
+    );
+    let err = refused(&[("GENESIS__SERVER__TRUSTED_PROXIES", "10.0.0.0/40")]).await;
+    assert!(
+        err.contains("trusted_proxies") && err.contains("10.0.0.0/40"),
+        "{err}"
+    );
 }
 
 async fn refused(env: &[(&str, &str)]) -> String {

@@ -8,7 +8,7 @@ use common::{assert_error, spawn_app, spawn_app_with};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-const ADMIN: &str = "admin-test-token";
+const ADMIN: &str = "admin-test-token-of-at-least-32-characters";
 
 fn contents(page: &Value) -> Vec<String> {
     page["messages"]

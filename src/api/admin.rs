@@ -25,11 +25,11 @@ use crate::{
 
 statuses! {
     /// Reading the audit trail.
-    AuditErrors: 400, 401, 404, 422, 500, 503;
+    AuditErrors: 400, 401, 404, 422, 429, 500, 503;
     /// Verifying the layers, or counting rows.
-    VerifyErrors: 401, 404, 500, 503;
+    VerifyErrors: 401, 404, 429, 500, 503;
     /// Inspecting one guest.
-    InspectErrors: 401, 404, 422, 500, 503;
+    InspectErrors: 401, 404, 422, 429, 500, 503;
 }
 
 /// Row counts and the hot cache's state.

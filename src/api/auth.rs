@@ -19,7 +19,7 @@ use crate::{
 
 statuses! {
     /// Signup (which may migrate a guest).
-    SignupErrors: 400, 401, 404, 409, 413, 415, 422, 500, 503;
+    SignupErrors: 400, 401, 404, 409, 413, 415, 422, 429, 500, 503;
     /// Login (which may migrate a guest).
     LoginErrors: 400, 401, 404, 409, 413, 415, 422, 429, 500, 503;
     /// Reading the signed-in user.
@@ -109,13 +109,21 @@ impl AuthApi {
     ///
     /// Returns an access token. With `guest_id` and `guest_token`, the guest's conversation moves
     /// into the new account in the same call. 409 when the e-mail is taken; 422 for an invalid
-    /// e-mail or a password under 8 characters.
+    /// e-mail or a password under 8 characters; 429 past `limits.signups_per_ip_per_hour`;
+    /// 503 with `Retry-After` when password hashing is saturated.
     #[oai(path = "/v1/auth/signup", method = "post", operation_id = "signup")]
     async fn signup(
         &self,
         state: Data<&AppState>,
+        req: &Request,
         body: Json<Credentials>,
     ) -> ApiResult<SignupResponse, SignupErrors> {
+        if let Some(ip) = state.client_ip(req) {
+            state
+                .signup_limiter
+                .check(ip)
+                .map_err(|retry_after_secs| ServiceError::RateLimited { retry_after_secs })?;
+        }
         let guest = guest_of(&state, &body.0)?;
         let session = state.auth.signup(&body.email.0, &body.password.0).await?;
         let migration = carry_guest(&state, &session, guest).await?;
@@ -136,7 +144,7 @@ impl AuthApi {
         body: Json<Credentials>,
     ) -> ApiResult<Json<AuthSession>, LoginErrors> {
         let guest = guest_of(&state, &body.0)?;
-        let ip = req.remote_addr().as_socket_addr().map(|a| a.ip());
+        let ip = state.client_ip(req);
         let session = state
             .auth
             .login(&body.email.0, &body.password.0, ip)

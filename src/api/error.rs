@@ -142,7 +142,8 @@ impl<S> From<ServiceError> for ApiError<S> {
     fn from(err: ServiceError) -> Self {
         let code = err.code();
         match err {
-            ServiceError::RateLimited { retry_after_secs } => {
+            ServiceError::RateLimited { retry_after_secs }
+            | ServiceError::Overloaded { retry_after_secs } => {
                 ApiError::new(code, err.to_string()).retry_after(retry_after_secs)
             }
             ServiceError::Unavailable(ref cause) | ServiceError::Contended(ref cause) => {

@@ -230,7 +230,7 @@ impl GuestApi {
         state: Data<&AppState>,
         req: &Request,
     ) -> ApiResult<SessionResponse, SessionErrors> {
-        if let Some(ip) = req.remote_addr().as_socket_addr().map(|a| a.ip()) {
+        if let Some(ip) = state.client_ip(req) {
             state
                 .guest_session_limiter
                 .check(ip)

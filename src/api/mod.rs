@@ -4,6 +4,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod client_ip;
 pub mod conversations;
 mod envelope;
 pub mod error;

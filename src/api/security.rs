@@ -176,13 +176,29 @@ security_scheme!(UserBearer, [USER_BEARER], optional = false, |req| {
 pub struct AdminBearer;
 
 security_scheme!(AdminBearer, [ADMIN_BEARER], optional = false, |req| {
-    let expected = state(req)?.settings.admin.token.expose();
+    let state = state(req)?;
+    let expected = state.settings.admin.token.expose();
     if expected.is_empty() {
         return Err(Refused::from(ServiceError::AdminDisabled).into());
     }
+    // Guessing is limited: an address past `limits.admin_failures_per_ip_per_hour` wrong tokens
+    // is refused, right token or not, until the window slides on.
+    let ip = state.client_ip(req);
+    let limited = |retry_after_secs| Refused::from(ServiceError::RateLimited { retry_after_secs });
+    if let Some(ip) = ip
+        && state.admin_failures.is_blocked(&ip)
+    {
+        let wait = state.admin_failures.check(ip).err().unwrap_or(60);
+        return Err(limited(wait).into());
+    }
     match bearer_token(req) {
         Some(token) if constant_time_eq(token.as_bytes(), expected.as_bytes()) => Ok(AdminBearer),
-        _ => Err(Refused::from(ServiceError::AdminTokenInvalid).into()),
+        _ => {
+            if let Some(ip) = ip {
+                state.admin_failures.check(ip).map_err(limited)?;
+            }
+            Err(Refused::from(ServiceError::AdminTokenInvalid).into())
+        }
     }
 });
 

@@ -17,7 +17,12 @@ use sha2::Sha256;
 use tracing::instrument;
 use uuid::Uuid;
 
-use super::{ErrorCode, ServiceError, clock::now, limits::RateLimiter};
+use super::{
+    ErrorCode, ServiceError,
+    clock::now,
+    hashing::{self, Lane},
+    limits::RateLimiter,
+};
 use crate::{
     config::AuthSettings,
     store::{Store, Write},
@@ -72,7 +77,8 @@ struct Inner {
     ttl: chrono::Duration,
     external: Option<External>,
     login_per_ip: RateLimiter<IpAddr>,
-    login_per_email: RateLimiter<String>,
+    /// Per e-mail *and* client address: an attacker elsewhere cannot lock the owner out.
+    login_per_email: RateLimiter<(String, Option<IpAddr>)>,
 }
 
 impl AuthService {
@@ -188,7 +194,7 @@ impl AuthService {
         let email = normalize_email(email)?;
         self.inner
             .login_per_email
-            .check(email.clone())
+            .check((email.clone(), ip))
             .map_err(|retry_after_secs| ServiceError::RateLimited { retry_after_secs })?;
         let user = users::Entity::find()
             .filter(users::Column::Email.eq(email.as_str()))
@@ -357,57 +363,8 @@ fn validate_password(password: &str) -> Result<(), ServiceError> {
     Ok(())
 }
 
-/// Argon2 runs on a few dedicated threads, one per core: each hash takes ~19 MiB and a core, so
-/// a burst of sign-ups queues instead of starting hundreds of hashes at once (which exhausted
-/// memory in the benchmark), and the big buffers stay in those threads' allocator arenas.
-struct HashPool {
-    jobs: std::sync::Mutex<std::sync::mpsc::Sender<Box<dyn FnOnce() + Send>>>,
-}
-
-static HASH_POOL: std::sync::LazyLock<HashPool> = std::sync::LazyLock::new(|| {
-    let (tx, rx) = std::sync::mpsc::channel::<Box<dyn FnOnce() + Send>>();
-    let rx = Arc::new(std::sync::Mutex::new(rx));
-    for i in 0..std::thread::available_parallelism().map_or(2, |n| n.get()) {
-        let rx = rx.clone();
-        let _ = std::thread::Builder::new()
-            .name(format!("genesis-argon2-{i}"))
-            .spawn(move || {
-                loop {
-                    let job = match rx.lock() {
-                        Ok(rx) => rx.recv(),
-                        Err(_) => return,
-                    };
-                    match job {
-                        Ok(job) => job(),
-                        Err(_) => return,
-                    }
-                }
-            });
-    }
-    HashPool {
-        jobs: std::sync::Mutex::new(tx),
-    }
-});
-
-async fn on_hash_pool<T: Send + 'static>(
-    f: impl FnOnce() -> T + Send + 'static,
-) -> Result<T, ServiceError> {
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    let job: Box<dyn FnOnce() + Send> = Box::new(move || {
-        let _ = tx.send(f());
-    });
-    HASH_POOL
-        .jobs
-        .lock()
-        .map_err(|_| ServiceError::Internal("hashing pool poisoned".into()))?
-        .send(job)
-        .map_err(|_| ServiceError::Internal("hashing pool stopped".into()))?;
-    rx.await
-        .map_err(|_| ServiceError::Internal("hashing job lost".into()))
-}
-
 async fn hash_password(password: String) -> Result<String, ServiceError> {
-    on_hash_pool(move || {
+    hashing::run(Lane::Signup, move || {
         Argon2::default()
             .hash_password(password.as_bytes())
             .map(|h| h.to_string())
@@ -420,7 +377,7 @@ async fn verify_password(password: String, hash: String) -> Result<bool, Service
     if password.chars().count() > MAX_PASSWORD_CHARS {
         return Ok(false);
     }
-    on_hash_pool(move || {
+    hashing::run(Lane::Login, move || {
         Argon2::default()
             .verify_password(password.as_bytes(), hash.as_str())
             .is_ok()

@@ -139,6 +139,9 @@ pub enum ServiceError {
     /// it); nothing was written, retry.
     #[error("the write was rolled back; retry")]
     RolledBack,
+    /// Too much work queued (password hashing); nothing was done, retry after the delay.
+    #[error("the server is busy; retry in {retry_after_secs} s")]
+    Overloaded { retry_after_secs: u64 },
     #[error("embeddings are off on this server (embeddings.provider = none)")]
     EmbeddingsDisabled,
     /// The embedder failed on the request path (e.g. the embedding API is down).
@@ -178,6 +181,7 @@ impl ServiceError {
             ServiceError::Unavailable(_)
             | ServiceError::Contended(_)
             | ServiceError::RolledBack => ErrorCode::DatabaseUnavailable,
+            ServiceError::Overloaded { .. } => ErrorCode::ServiceUnavailable,
             ServiceError::EmbeddingsDisabled => ErrorCode::EmbeddingsDisabled,
             ServiceError::EmbeddingUnavailable(_) => ErrorCode::EmbeddingUnavailable,
             ServiceError::Internal(_) => ErrorCode::InternalError,

@@ -11,6 +11,7 @@ pub mod digest;
 pub mod embeddings;
 mod error;
 pub mod guest;
+mod hashing;
 pub mod inspect;
 pub mod limits;
 pub mod migration;
