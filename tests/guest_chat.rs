@@ -951,3 +951,85 @@ async fn simultaneous_first_writes_claim_each_new_id_exactly_once() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_lost_claim_answer_is_recovered_with_the_same_idempotency_key() {
+    let app = spawn_app().await;
+    let first = json!({"role": "user", "content": "hello, I am new here"});
+    let claim = |key: Option<&'static str>, body: Value| {
+        let mut req = app
+            .client
+            .post(app.url("/v1/guest/chat/lost-answer-guest"))
+            .json(&body);
+        if let Some(key) = key {
+            req = req.header("Idempotency-Key", key);
+        }
+        req.send()
+    };
+    let resp = claim(Some("claim-key-7f3a9"), first.clone())
+        .await
+        .expect("claim");
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    let claimed: Value = resp.json().await.expect("json");
+    let token = claimed["guest_token"].as_str().expect("token").to_string();
+
+    // The answer was lost; the client sends the same request again.
+    let resp = claim(Some("claim-key-7f3a9"), first.clone())
+        .await
+        .expect("retry");
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(resp.headers()["x-guest-token"], token.as_str());
+    let again: Value = resp.json().await.expect("json");
+    assert_eq!(again["duplicate"], true);
+    assert_eq!(again["guest_token"], token.as_str());
+    assert_eq!(again["message_id"], claimed["message_id"]);
+    let (_, history) = app.history("lost-answer-guest", &token).await;
+    assert_eq!(
+        history["messages"].as_array().map(Vec::len),
+        Some(1),
+        "stored once"
+    );
+
+    // Anything else without the token is refused, and re-issues nothing.
+    for (key, body) in [
+        (None, first.clone()),
+        (Some("another-key"), first.clone()),
+        (
+            Some("claim-key-7f3a9"),
+            json!({"role": "user", "content": "something else"}),
+        ),
+    ] {
+        let resp = claim(key, body).await.expect("refused");
+        assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+        assert!(resp.headers().get("x-guest-token").is_none());
+        let body: Value = resp.json().await.expect("json");
+        assert_error(&body, "guest_token_required");
+    }
+}
+
+#[tokio::test]
+async fn an_id_nobody_claimed_is_not_found_not_claimed() {
+    let app = spawn_app().await;
+    for method in [Method::GET, Method::DELETE] {
+        let resp = app
+            .request(
+                method.clone(),
+                "/v1/guest/chat/never-claimed-id",
+                None,
+                None,
+            )
+            .await;
+        assert_eq!(resp.status(), StatusCode::NOT_FOUND, "{method}");
+        let body: Value = resp.json().await.expect("json");
+        assert_error(&body, "guest_not_found");
+    }
+    let (guest, _) = app.new_guest().await;
+    let resp = app
+        .request(Method::GET, &format!("/v1/guest/chat/{guest}"), None, None)
+        .await;
+    assert_eq!(
+        resp.status(),
+        StatusCode::UNAUTHORIZED,
+        "a held id needs its token"
+    );
+}

@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 use super::{
     ApiTags,
-    error::{ApiResult, statuses},
+    error::{ApiResult, ErrorDetail, statuses},
     migration::MigrationResult,
     security::UserBearer,
     types::{Email, GuestId, Password, StrictString, Timestamp},
@@ -72,6 +72,11 @@ pub struct AuthSession {
     /// The guest migration done in this call, when `guest_id` was sent.
     #[oai(skip_serializing_if_is_none)]
     pub migration: Option<MigrationResult>,
+    /// Sign-up only, and rare: the account was created but the guest could not be moved into
+    /// it, nor the account taken back (e.g. the database went away in between). Retry the move
+    /// with `POST /v1/guest/migrate/{guest_id}`.
+    #[oai(skip_serializing_if_is_none)]
+    pub migration_error: Option<ErrorDetail>,
 }
 
 #[derive(Debug, ApiResponse)]
@@ -125,11 +130,41 @@ impl AuthApi {
                 .map_err(|retry_after_secs| ServiceError::RateLimited { retry_after_secs })?;
         }
         let guest = guest_of(&state, &body.0)?;
+        // One outcome: the account and the guest's move into it, or neither. What can be known
+        // before the account exists is checked first (unknown guest 404, another account's 409).
+        if let Some((guest_id, token)) = &guest {
+            state
+                .guests
+                .owned_conversation(guest_id, Some(token))
+                .await
+                .map_err(|err| match err {
+                    ServiceError::GuestMigrated { .. } => ServiceError::GuestAlreadyClaimed,
+                    other => other,
+                })?;
+        }
         let session = state.auth.signup(&body.email.0, &body.password.0).await?;
-        let migration = carry_guest(&state, &session, guest).await?;
-        Ok(SignupResponse::Created(Json(to_session(
-            session, migration,
-        ))))
+        let user_id = session.user.id;
+        match carry_guest(&state, &session, guest).await {
+            Ok(migration) => Ok(SignupResponse::Created(Json(to_session(
+                session, migration,
+            )))),
+            // The move failed after the account was made: take the account back. Only if
+            // that fails too does the client get the account, with the error beside it.
+            Err(err) => match state.auth.undo_signup(user_id).await {
+                Ok(true) => {
+                    state.usage.forget(&user_id.to_string());
+                    Err(err.into())
+                }
+                _ => {
+                    let mut body = to_session(session, None);
+                    body.migration_error = Some(ErrorDetail {
+                        code: err.code(),
+                        message: public_message(&err),
+                    });
+                    Ok(SignupResponse::Created(Json(body)))
+                }
+            },
+        }
     }
 
     /// Log in
@@ -216,5 +251,17 @@ fn to_session(s: Session, migration: Option<MigrationResult>) -> AuthSession {
         token_type: "bearer".into(),
         expires_at: s.expires_at.into(),
         migration,
+        migration_error: None,
+    }
+}
+
+/// What a client may be told of `err` (no internals).
+fn public_message(err: &ServiceError) -> String {
+    match err {
+        ServiceError::Internal(_) => "an unexpected error; the server log has the details".into(),
+        ServiceError::Unavailable(_) | ServiceError::Contended(_) | ServiceError::RolledBack => {
+            "the database is unavailable; nothing was migrated".into()
+        }
+        other => other.to_string(),
     }
 }

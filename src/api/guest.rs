@@ -77,9 +77,15 @@ pub enum AppendResponse {
         #[oai(header = "X-Guest-Token")]
         Option<String>,
     ),
-    /// A retry of a message already stored; nothing was stored twice.
+    /// A retry of a message already stored; nothing was stored twice. A retry of the claiming
+    /// write with its `Idempotency-Key` (and no token) carries the guest token again.
     #[oai(status = 200)]
-    Duplicate(Json<MessageAck>),
+    Duplicate(
+        Json<MessageAck>,
+        /// The guest token, on a retry of the write that claimed the guest id.
+        #[oai(header = "X-Guest-Token")]
+        Option<String>,
+    ),
 }
 
 /// One stored guest message.
@@ -335,7 +341,7 @@ fn ack(a: Appended) -> AppendResponse {
         guest_token: a.issued_token.clone(),
     };
     if a.duplicate {
-        AppendResponse::Duplicate(Json(body))
+        AppendResponse::Duplicate(Json(body), a.issued_token)
     } else {
         AppendResponse::Created(Json(body), a.issued_token)
     }

@@ -6,7 +6,7 @@ use std::{net::IpAddr, sync::Arc, time::Duration};
 
 use argon2::{Argon2, PasswordHasher, PasswordVerifier};
 use chrono::{DateTime, Utc};
-use entity::users;
+use entity::{conversations, users};
 use hmac::{Hmac, KeyInit, Mac};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use sea_orm::{
@@ -129,6 +129,24 @@ impl AuthService {
                 login_per_email: RateLimiter::new(login_per_email_per_hour, hour),
             }),
         })
+    }
+
+    /// Removes an account made by [`signup`](Self::signup) whose guest could not be moved into
+    /// it, so the sign-up has one outcome: both or neither. Only an account that owns nothing is
+    /// removed; `false` when it was not (it keeps its token and the error is reported).
+    pub async fn undo_signup(&self, user_id: Uuid) -> Result<bool, ServiceError> {
+        let owns = sea_orm::PaginatorTrait::count(
+            conversations::Entity::find().filter(conversations::Column::UserId.eq(user_id)),
+            self.inner.store.conn(),
+        )
+        .await?;
+        if owns > 0 {
+            return Ok(false);
+        }
+        let deleted = users::Entity::delete_by_id(user_id)
+            .exec(self.inner.store.conn())
+            .await?;
+        Ok(deleted.rows_affected == 1)
     }
 
     /// Creates an account. Taken e-mail → 409; invalid e-mail or short password → 422.

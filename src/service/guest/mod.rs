@@ -163,6 +163,25 @@ impl GuestService {
         }
     }
 
+    /// [`authorize`](Self::authorize) for calls on a guest that must exist: without a token, an
+    /// id nobody ever claimed is 404 `guest_not_found` (not "send its token").
+    async fn authorize_existing(
+        &self,
+        guest_id: &str,
+        token: Option<&str>,
+    ) -> Result<(), ServiceError> {
+        if token.is_none() {
+            self.store.check_available()?;
+            if sql::find_conversation(self.store.conn(), guest_id)
+                .await?
+                .is_none()
+            {
+                return Err(ServiceError::GuestNotFound);
+            }
+        }
+        self.authorize(guest_id, token)
+    }
+
     /// Creates a guest with a server-chosen, unguessable id.
     #[instrument(skip_all)]
     pub async fn create_session(&self) -> Result<GuestSession, ServiceError> {
@@ -249,12 +268,14 @@ impl GuestService {
             }
         };
         let message = Arc::new(stored.message);
+        // A repeat of the claiming write without a token gets the token again.
+        let issued_token = (stored.claimed && !has_token).then(|| self.tokens.issue(guest_id));
         if stored.duplicate {
             self.usage.record(guest_id, GUEST_TIER, |_| {});
             return Ok(Appended {
                 message,
                 duplicate: true,
-                issued_token: None,
+                issued_token,
             });
         }
         self.embeddings.enqueue(
@@ -279,7 +300,7 @@ impl GuestService {
         Ok(Appended {
             message,
             duplicate: false,
-            issued_token: (stored.claimed && !has_token).then(|| self.tokens.issue(guest_id)),
+            issued_token,
         })
     }
 
@@ -292,7 +313,7 @@ impl GuestService {
         token: Option<&str>,
     ) -> Result<GuestHistory, ServiceError> {
         rules::validate_guest_id(guest_id)?;
-        self.authorize(guest_id, token)?;
+        self.authorize_existing(guest_id, token).await?;
         let started = Instant::now();
         let cached = self.hot.guest_messages(guest_id).await;
         let outcome = match &cached {
@@ -354,7 +375,7 @@ impl GuestService {
         token: Option<&str>,
     ) -> Result<Uuid, ServiceError> {
         rules::validate_guest_id(guest_id)?;
-        self.authorize(guest_id, token)?;
+        self.authorize_existing(guest_id, token).await?;
         self.store.check_available()?;
         let conversation = sql::find_conversation(self.store.conn(), guest_id)
             .await?
@@ -409,7 +430,7 @@ impl GuestService {
     #[instrument(skip_all, fields(guest_id = %guest_id))]
     pub async fn erase(&self, guest_id: &str, token: Option<&str>) -> Result<(), ServiceError> {
         rules::validate_guest_id(guest_id)?;
-        self.authorize(guest_id, token)?;
+        self.authorize_existing(guest_id, token).await?;
         let id = guest_id.to_string();
         let started = Instant::now();
         let erased = self

@@ -9,7 +9,8 @@ use sea_orm::{DatabaseTransaction, EntityTrait, IntoActiveModel};
 use super::{
     NewMessage, Stored, rules,
     sql::{
-        bump, claim, find_conversation, find_retry, mapping_row, message_row, to_cached, unbump,
+        bump, claim, claiming_write, find_conversation, find_retry, mapping_row, message_row,
+        to_cached, unbump,
     },
 };
 use crate::{
@@ -49,11 +50,23 @@ pub(super) async fn append_in(
             },
         }
     } else {
-        // Without a token the only way in is claiming an id nobody holds.
-        let created = claim(txn, &guest_id, now, retention, title).await?;
-        rules::check_write_access(created.is_none(), has_token)?;
-        let created = created.ok_or_else(|| ServiceError::Internal("claim not found".into()))?;
-        (created, true)
+        // Without a token the only way in is claiming an id nobody holds — or repeating, with
+        // its `Idempotency-Key`, the write that claimed it (whose answer, token and all, may
+        // have been lost on the way back).
+        match claim(txn, &guest_id, now, retention, title).await? {
+            Some(created) => (created, true),
+            None => {
+                if let Some(original) = claiming_write(txn, &guest_id, &msg).await? {
+                    return Ok(Write::Discard(Stored {
+                        message: original,
+                        claimed: true,
+                        duplicate: true,
+                    }));
+                }
+                rules::check_write_access(true, has_token)?;
+                return Err(ServiceError::GuestTokenRequired);
+            }
+        }
     };
     if !claimed {
         let retry = find_retry(txn, conversation.id, &msg).await;

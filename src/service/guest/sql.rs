@@ -276,6 +276,36 @@ pub(super) async fn find_retry(
         .map(|found| found.map(to_cached))
 }
 
+/// The message that claimed `guest_id` (its first), when `msg` repeats it with the same
+/// `Idempotency-Key`, role and content; never for a migrated guest.
+pub(super) async fn claiming_write(
+    txn: &DatabaseTransaction,
+    guest_id: &str,
+    msg: &NewMessage,
+) -> Result<Option<CachedMessage>, ServiceError> {
+    let Some(key) = &msg.idempotency_key else {
+        return Ok(None);
+    };
+    let Some(conversation) = find_conversation(txn, guest_id).await? else {
+        return Ok(None);
+    };
+    if conversation.main_conversation_id.is_some() {
+        return Ok(None);
+    }
+    let first = message_cache::Entity::find()
+        .filter(message_cache::Column::ConversationId.eq(conversation.id))
+        .filter(message_cache::Column::Sequence.eq(1))
+        .one(txn)
+        .await?;
+    Ok(first
+        .filter(|m| {
+            m.idempotency_key.as_deref() == Some(key.as_str())
+                && m.role == msg.role
+                && m.content == msg.content
+        })
+        .map(|m| to_cached(&m)))
+}
+
 /// Deletes the guest's ledger rows, messages, conversation and counters.
 pub(super) async fn erase_in(
     txn: &DatabaseTransaction,
