@@ -17,7 +17,12 @@ const ENTRY_OVERHEAD: usize = 256;
 #[derive(Clone)]
 pub struct MemoryCache {
     cache: Cache<String, Entry>,
+    /// Conversations erased or migrated within the TTL: their messages are never cached again.
+    gone: Cache<uuid::Uuid, ()>,
 }
+
+/// Most remembered gone conversations (each a few dozen bytes).
+const GONE_CAPACITY: u64 = 1_000_000;
 
 impl MemoryCache {
     pub fn new(ttl: Duration, capacity_bytes: u64) -> Self {
@@ -34,7 +39,11 @@ impl MemoryCache {
             })
             .time_to_live(ttl)
             .build();
-        Self { cache }
+        let gone = Cache::builder()
+            .max_capacity(GONE_CAPACITY)
+            .time_to_live(ttl)
+            .build();
+        Self { cache, gone }
     }
 
     /// The key's list, shared (no copy).
@@ -43,13 +52,37 @@ impl MemoryCache {
     }
 
     /// Atomically merges `messages` into the key's list (creating it), restarting its TTL.
+    /// Messages of a gone conversation are refused; a newer conversation of the key replaces
+    /// an older one's list, and an older one's messages are refused.
     pub async fn merge(&self, key: &str, messages: &[SharedMessage]) {
         self.cache
             .entry_by_ref(key)
             .and_compute_with(|current| {
-                let merged = match current {
-                    Some(entry) => merge_sorted(entry.value(), messages),
-                    None => merge_sorted(&[], messages),
+                // Checked under the key's lock: a `forget` that marks the conversation gone
+                // and drops the key either comes first (seen here) or drops this write after.
+                let fresh: Vec<SharedMessage> = messages
+                    .iter()
+                    .filter(|m| !self.gone.contains_key(&m.conversation_id))
+                    .cloned()
+                    .collect();
+                let Some(newest) = fresh.iter().map(|m| m.conversation_id).max() else {
+                    return std::future::ready(Op::Nop);
+                };
+                let fresh: Vec<SharedMessage> = fresh
+                    .into_iter()
+                    .filter(|m| m.conversation_id == newest)
+                    .collect();
+                let current_conversation = current
+                    .as_ref()
+                    .and_then(|e| e.value().first())
+                    .map(|m| m.conversation_id);
+                let merged = match (current, current_conversation) {
+                    // An older conversation's copy must not be mixed in: keep the newer.
+                    (Some(_), Some(c)) if c > newest => {
+                        return std::future::ready(Op::Nop);
+                    }
+                    (Some(entry), Some(c)) if c == newest => merge_sorted(entry.value(), &fresh),
+                    _ => merge_sorted(&[], &fresh),
                 };
                 // Every merge copies the list (pointers only); past this length the guest is
                 // served from SQL instead, so one very long chat cannot make appends quadratic.
@@ -63,6 +96,12 @@ impl MemoryCache {
     }
 
     pub async fn remove(&self, key: &str) {
+        self.cache.invalidate(key).await;
+    }
+
+    /// Marks `conversation` gone, then drops the key.
+    pub async fn forget(&self, key: &str, conversation: uuid::Uuid) {
+        self.gone.insert(conversation, ()).await;
         self.cache.invalidate(key).await;
     }
 }

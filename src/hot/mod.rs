@@ -173,6 +173,25 @@ impl HotCache {
         }
     }
 
+    /// Drops the guest's entry for good after an erase or a migration: copies of
+    /// `conversation`'s messages that arrive later — an append that committed just before, a
+    /// refill read just before — are refused for the cache's TTL. A later conversation of the same
+    /// id (a re-claimed client-chosen id) is cached as usual.
+    pub async fn forget_conversation(
+        &self,
+        guest_id: &str,
+        conversation: Option<Uuid>,
+    ) -> Result<(), HotError> {
+        match (self, conversation) {
+            (HotCache::Memory(m), Some(c)) => {
+                m.forget(guest_id, c).await;
+                Ok(())
+            }
+            (HotCache::Redis(r), Some(c)) => r.forget(guest_id, c).await,
+            (_, None) => self.remove_guest(guest_id).await,
+        }
+    }
+
     pub async fn remove_guest(&self, guest_id: &str) -> Result<(), HotError> {
         match self {
             HotCache::Memory(m) => {

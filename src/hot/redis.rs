@@ -27,15 +27,27 @@ use super::{CachedMessage, HotError, MAX_CACHED_MESSAGES, SharedMessage, merge_s
 const MAX_DIRTY_KEYS: usize = 100_000;
 const PROBE_EVERY: Duration = Duration::from_millis(500);
 
+/// Marks conversation ARGV[1] gone for ARGV[2] seconds (the set at KEYS[2]) and drops the list
+/// at KEYS[1], atomically.
+const FORGET_SCRIPT: &str = r#"
+redis.call('SADD', KEYS[2], ARGV[1])
+redis.call('EXPIRE', KEYS[2], ARGV[2])
+redis.call('DEL', KEYS[1])
+return 1
+"#;
+
 /// Merges snapshot items (ARGV[3..]) into the list at KEYS[1] by `sequence`, rewrites it in
 /// order, and sets its TTL (ARGV[1]) — atomically, so a key never exists without a TTL and an
 /// append that raced the refill is kept. A list longer than the cap (ARGV[2]) is dropped: that
 /// guest is read from SQL, as with the in-process cache.
+/// Messages of a conversation in the gone set at KEYS[2] (erased or migrated) are left out.
 const FILL_SCRIPT: &str = r#"
 local items = {}
 local seen = {}
 local function add(raw)
-  local seq = cjson.decode(raw)['sequence']
+  local decoded = cjson.decode(raw)
+  local seq = decoded['sequence']
+  if redis.call('SISMEMBER', KEYS[2], tostring(decoded['conversation_id'])) == 1 then return end
   if seq ~= nil and not seen[seq] then
     seen[seq] = true
     table.insert(items, {seq, raw})
@@ -57,8 +69,10 @@ return #items
 "#;
 
 /// Appends ARGV[2] to the list at KEYS[1] and restarts its TTL (ARGV[1]); past the cap (ARGV[3])
-/// the list is dropped instead. Atomic, like the fill.
+/// the list is dropped instead. A message of a gone conversation (ARGV[4] in the set at KEYS[2])
+/// is refused. Atomic, like the fill.
 const APPEND_SCRIPT: &str = r#"
+if redis.call('SISMEMBER', KEYS[2], ARGV[4]) == 1 then return 0 end
 local n = redis.call('RPUSH', KEYS[1], ARGV[2])
 if n > tonumber(ARGV[3]) then
   redis.call('DEL', KEYS[1])
@@ -82,6 +96,7 @@ struct Inner {
     dirty: Mutex<Dirty>,
     fill: Script,
     append: Script,
+    forget: Script,
 }
 
 #[derive(Default)]
@@ -116,6 +131,7 @@ impl RedisCache {
                 dirty: Mutex::new(Dirty::default()),
                 fill: Script::new(FILL_SCRIPT),
                 append: Script::new(APPEND_SCRIPT),
+                forget: Script::new(FORGET_SCRIPT),
             }),
         })
     }
@@ -138,6 +154,11 @@ impl RedisCache {
 
     fn key(&self, guest_id: &str) -> String {
         format!("{}guest:{guest_id}", self.inner.prefix)
+    }
+
+    /// The set of the guest's erased or migrated conversations.
+    fn gone_key(&self, guest_id: &str) -> String {
+        format!("{}gone:{guest_id}", self.inner.prefix)
     }
 
     async fn ping(&self) -> Result<(), HotError> {
@@ -222,9 +243,11 @@ impl RedisCache {
         let mut conn = self.inner.conn.clone();
         let mut invocation = self.inner.append.key(&key);
         invocation
+            .key(self.gone_key(guest_id))
             .arg(self.inner.ttl_secs)
             .arg(json)
-            .arg(MAX_CACHED_MESSAGES);
+            .arg(MAX_CACHED_MESSAGES)
+            .arg(message.conversation_id.to_string());
         let result: Result<(), HotError> = self
             .call(invocation.invoke_async::<i64>(&mut conn))
             .await
@@ -242,7 +265,10 @@ impl RedisCache {
             return Ok(());
         }
         let mut invocation = self.inner.fill.key(&key);
-        invocation.arg(self.inner.ttl_secs).arg(MAX_CACHED_MESSAGES);
+        invocation
+            .key(self.gone_key(guest_id))
+            .arg(self.inner.ttl_secs)
+            .arg(MAX_CACHED_MESSAGES);
         for m in merge_sorted(&[], messages) {
             invocation.arg(serde_json::to_string(m.as_ref()).map_err(|e| HotError(e.to_string()))?);
         }
@@ -257,6 +283,25 @@ impl RedisCache {
         let mut conn = self.inner.conn.clone();
         let ttl: i64 = self.call(conn.ttl(&key)).await?;
         Ok((ttl >= 0).then_some(ttl))
+    }
+
+    /// Marks `conversation` gone (see [`FORGET_SCRIPT`]) and drops the guest's list.
+    pub async fn forget(&self, guest_id: &str, conversation: uuid::Uuid) -> Result<(), HotError> {
+        let key = self.key(guest_id);
+        let mut invocation = self.inner.forget.key(&key);
+        invocation
+            .key(self.gone_key(guest_id))
+            .arg(conversation.to_string())
+            .arg(self.inner.ttl_secs);
+        let mut conn = self.inner.conn.clone();
+        let result: Result<(), HotError> = self
+            .call(invocation.invoke_async::<i64>(&mut conn))
+            .await
+            .map(|_| ());
+        if result.is_err() {
+            self.mark_dirty(key);
+        }
+        result
     }
 
     pub async fn remove(&self, guest_id: &str) -> Result<(), HotError> {

@@ -44,6 +44,8 @@ pub struct MigrationReport {
     pub checksum: String,
     pub already_migrated: bool,
     pub completed_at: Option<DateTime<Utc>>,
+    /// The guest's cache conversation that moved (its hot-cache copies must never come back).
+    pub cache_conversation_id: Option<Uuid>,
 }
 
 pub struct MigrationService {
@@ -121,7 +123,10 @@ impl MigrationService {
                 info!(messages = report.messages_migrated, "guest migrated");
                 self.usage.transfer(guest_id, &user_id.to_string());
                 let started = std::time::Instant::now();
-                let removed = self.hot.remove_guest(guest_id).await;
+                let removed = self
+                    .hot
+                    .forget_conversation(guest_id, report.cache_conversation_id)
+                    .await;
                 self.metrics.timed(Layer::L1, Op::Erase, started, &removed);
                 if let Err(err) = removed {
                     warn!(error = %err, "hot cache key of a migrated guest could not be dropped");
@@ -347,6 +352,7 @@ async fn migrate_in(
         checksum: expected,
         already_migrated: false,
         completed_at: Some(at),
+        cache_conversation_id: Some(cached.id),
     }))
 }
 
@@ -393,5 +399,6 @@ async fn previous_result<C: ConnectionTrait>(
         checksum: done.checksum.unwrap_or_default(),
         already_migrated: true,
         completed_at: done.completed_at,
+        cache_conversation_id: None,
     })
 }

@@ -438,10 +438,13 @@ impl GuestService {
             .write(move |txn| Box::pin(sql::erase_in(txn, id)))
             .await;
         self.metrics.timed(Layer::L2, Op::Erase, started, &erased);
-        erased.inspect_err(|e| self.note(e))?;
+        let conversation = erased.inspect_err(|e| self.note(e))?;
         self.usage.forget(guest_id);
         let started = Instant::now();
-        let removed = self.hot.remove_guest(guest_id).await;
+        let removed = self
+            .hot
+            .forget_conversation(guest_id, Some(conversation))
+            .await;
         self.metrics.timed(Layer::L1, Op::Erase, started, &removed);
         if let Err(err) = removed {
             warn!(error = %err, "hot cache key could not be dropped after erase");

@@ -18,6 +18,38 @@ use crate::{
     store::Write,
 };
 
+/// The guest's conversation, its counter bumped (and row locked), or a new one this write claims
+/// (`true`). The row can vanish and reappear under a racing erase and re-claim (PostgreSQL, read
+/// committed): then the bump is simply tried again, on the row that is there now.
+async fn bump_or_claim(
+    txn: &DatabaseTransaction,
+    guest_id: &str,
+    now: chrono::DateTime<chrono::Utc>,
+    retention: Duration,
+    title: Option<String>,
+) -> Result<(entity::conversation_cache::Model, bool), ServiceError> {
+    for _ in 0..3 {
+        if let Some(found) = bump(txn, guest_id, now, retention, title.clone()).await? {
+            return Ok((found, false));
+        }
+        match find_conversation(txn, guest_id).await? {
+            Some(found) => {
+                if let Some(conversation_id) = found.main_conversation_id {
+                    return Err(ServiceError::GuestMigrated { conversation_id });
+                }
+                // Re-created since the bump looked (an erase, then a re-claim): bump again.
+            }
+            // A valid token for an id with no conversation (e.g. after an erase): claim it.
+            None => {
+                if let Some(created) = claim(txn, guest_id, now, retention, title.clone()).await? {
+                    return Ok((created, true));
+                }
+            }
+        }
+    }
+    Err(ServiceError::GuestNotFound)
+}
+
 /// Stores `msg` for `guest_id`. `has_token`: the request carried a token already verified for
 /// this id. On `Err` or `Write::Discard` it leaves nothing behind (a bump is undone).
 pub(super) async fn append_in(
@@ -30,25 +62,7 @@ pub(super) async fn append_in(
     let now = now();
     let title = rules::first_title(&msg);
     let (conversation, claimed) = if has_token {
-        match bump(txn, &guest_id, now, retention, title.clone()).await? {
-            Some(found) => (found, false),
-            None => match find_conversation(txn, &guest_id).await? {
-                Some(found) => {
-                    let conversation_id = found
-                        .main_conversation_id
-                        .ok_or_else(|| ServiceError::Internal("guest row not bumped".into()))?;
-                    return Err(ServiceError::GuestMigrated { conversation_id });
-                }
-                // A valid token for an id with no conversation (e.g. after an erase): claim it.
-                None => match claim(txn, &guest_id, now, retention, title.clone()).await? {
-                    Some(created) => (created, true),
-                    None => {
-                        let bumped = bump(txn, &guest_id, now, retention, title).await?;
-                        (bumped.ok_or(ServiceError::GuestNotFound)?, false)
-                    }
-                },
-            },
-        }
+        bump_or_claim(txn, &guest_id, now, retention, title).await?
     } else {
         // Without a token the only way in is claiming an id nobody holds — or repeating, with
         // its `Idempotency-Key`, the write that claimed it (whose answer, token and all, may

@@ -307,10 +307,11 @@ pub(super) async fn claiming_write(
 }
 
 /// Deletes the guest's ledger rows, messages, conversation and counters.
+/// Returns the erased conversation's id.
 pub(super) async fn erase_in(
     txn: &DatabaseTransaction,
     guest_id: String,
-) -> Result<Write<()>, ServiceError> {
+) -> Result<Write<Uuid>, ServiceError> {
     let conversation = find_conversation(txn, &guest_id)
         .await?
         .ok_or(ServiceError::GuestNotFound)?;
@@ -340,5 +341,5 @@ pub(super) async fn erase_in(
         .exec(txn)
         .await?;
     embeddings::sql::forget_unreferenced(txn, hashes).await?;
-    Ok(Write::Commit(()))
+    Ok(Write::Commit(conversation.id))
 }
