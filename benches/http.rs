@@ -114,6 +114,7 @@ impl Server {
             .env("GENESIS__SERVER__BIND", "127.0.0.1:0")
             .env("GENESIS__LIMITS__GUEST_SESSIONS_PER_IP_PER_HOUR", "0")
             .env("GENESIS__LIMITS__LOGIN_ATTEMPTS_PER_IP_PER_HOUR", "0")
+            .env("GENESIS__LIMITS__SIGNUPS_PER_IP_PER_HOUR", "0")
             .env("GENESIS__DATABASE__MAX_CONNECTIONS", "16")
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
@@ -235,7 +236,28 @@ fn client(connections: usize) -> Client {
 }
 
 async fn json_ok(req: RequestBuilder) -> Value {
-    let resp = req.send().await.expect("send");
+    // A busy server (e.g. the bounded password-hashing queue under a burst of sign-ups) answers
+    // 503 with Retry-After: wait as told and send the same request again.
+    let mut resp = req
+        .try_clone()
+        .expect("cloneable")
+        .send()
+        .await
+        .expect("send");
+    while resp.status() == StatusCode::SERVICE_UNAVAILABLE {
+        let wait = resp
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
+            .unwrap_or(1);
+        tokio::time::sleep(Duration::from_secs(wait)).await;
+        resp = req
+            .try_clone()
+            .expect("cloneable")
+            .send()
+            .await
+            .expect("send");
+    }
     assert!(
         resp.status().is_success() || resp.status() == StatusCode::OK,
         "setup request failed: {}",
