@@ -248,10 +248,12 @@ impl RedisCache {
             .arg(json)
             .arg(MAX_CACHED_MESSAGES)
             .arg(message.conversation_id.to_string());
-        let result: Result<(), HotError> = self
-            .call(invocation.invoke_async::<i64>(&mut conn))
-            .await
-            .map(|_| ());
+        let result = self.call(invocation.invoke_async::<i64>(&mut conn)).await;
+        self.dirty_on_error(key, result.map(|_| ()))
+    }
+
+    /// A write to `key` that failed leaves the key dirty (see [`Self::mark_dirty`]).
+    fn dirty_on_error(&self, key: String, result: Result<(), HotError>) -> Result<(), HotError> {
         if result.is_err() {
             self.mark_dirty(key);
         }
@@ -294,24 +296,15 @@ impl RedisCache {
             .arg(conversation.to_string())
             .arg(self.inner.ttl_secs);
         let mut conn = self.inner.conn.clone();
-        let result: Result<(), HotError> = self
-            .call(invocation.invoke_async::<i64>(&mut conn))
-            .await
-            .map(|_| ());
-        if result.is_err() {
-            self.mark_dirty(key);
-        }
-        result
+        let result = self.call(invocation.invoke_async::<i64>(&mut conn)).await;
+        self.dirty_on_error(key, result.map(|_| ()))
     }
 
     pub async fn remove(&self, guest_id: &str) -> Result<(), HotError> {
         let key = self.key(guest_id);
         let mut conn = self.inner.conn.clone();
         let result: Result<(), HotError> = self.call(conn.del(&key)).await;
-        if result.is_err() {
-            self.mark_dirty(key);
-        }
-        result
+        self.dirty_on_error(key, result)
     }
 
     /// Pings Redis; when it answers, deletes every dirty key, and only then uses it again.
