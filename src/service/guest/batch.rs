@@ -173,7 +173,7 @@ async fn append_many(
     let mut ledger = Vec::with_capacity(items.len());
     for (i, item) in items.iter().enumerate() {
         let held = guests.contains_key(&item.guest_id);
-        if held && !item.has_token {
+        if rules::check_write_access(held, item.has_token).is_err() {
             // Refused, unless it repeats the claiming write: the one-at-a-time path decides.
             continue;
         }

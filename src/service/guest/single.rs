@@ -78,7 +78,9 @@ pub(super) async fn append_in(
                     }));
                 }
                 rules::check_write_access(true, has_token)?;
-                return Err(ServiceError::GuestTokenRequired);
+                return Err(ServiceError::Internal(
+                    "a held id passed the token rule".into(),
+                ));
             }
         }
     };
