@@ -142,6 +142,8 @@ pub struct AuthSettings {
 #[serde(deny_unknown_fields)]
 pub struct LimitSettings {
     pub guest_sessions_per_ip_per_hour: u32,
+    pub guest_messages_per_day: u32,
+    pub guest_max_messages: u32,
     pub max_message_bytes: usize,
     pub login_attempts_per_ip_per_hour: u32,
     pub login_attempts_per_email_per_hour: u32,

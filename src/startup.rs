@@ -21,7 +21,7 @@ use crate::{
         cache_metrics::CacheMetrics,
         conversations::ConversationService,
         embeddings::Embeddings,
-        guest::{GuestLifetimes, GuestService},
+        guest::{GuestLifetimes, GuestLimits, GuestService},
         inspect::InspectService,
         limits::RateLimiter,
         migration::MigrationService,
@@ -170,6 +170,10 @@ pub async fn build_state(settings: Settings, role: Role) -> Result<AppState, Sta
         GuestLifetimes {
             retention: settings.guest.retention(),
             session_ttl: Duration::from_secs(settings.guest.session_ttl_secs),
+            limits: GuestLimits {
+                messages_per_day: settings.limits.guest_messages_per_day,
+                max_messages: settings.limits.guest_max_messages,
+            },
         },
     )
     .with_embeddings(embeddings.clone());

@@ -188,7 +188,8 @@ async fn migration_checks_both_tokens_and_is_idempotent_per_user() {
     assert_eq!(status, StatusCode::CONFLICT);
     assert_error(&body, "guest_already_claimed");
 
-    // The guest id is read-only now: writes name the conversation, reads still work.
+    // The guest id is read-only now: writes and reads name the conversation (its messages are
+    // the account's), while the migrate call above stays an idempotent 200.
     let (status, body) = app
         .post_message(
             &guest,
@@ -202,12 +203,16 @@ async fn migration_checks_both_tokens_and_is_idempotent_per_user() {
         message.contains(first["conversation_ids"][0].as_str().expect("id")),
         "{message}"
     );
-    let (status, history) = app.history(&guest, &guest_token).await;
-    assert_eq!(status, StatusCode::OK);
-    assert_eq!(
-        history["migrated_to_conversation_id"],
-        first["conversation_ids"][0]
+    let (status, body) = app.history(&guest, &guest_token).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    let message = assert_error(&body, "guest_migrated");
+    assert!(
+        message.contains(first["conversation_ids"][0].as_str().expect("id")),
+        "{message}"
     );
+    let (status, again) = app.migrate(&guest, &alice, &guest_token).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(again["already_migrated"], true);
     // The seed alias works too.
     let resp = app
         .client

@@ -25,6 +25,13 @@ pub struct Model {
     pub guest_id: String,
     /// The `conversations` row this guest conversation was migrated into.
     pub main_conversation_id: Option<Uuid>,
+    /// Random, chosen when the id is claimed: the guest's tokens are bound to it (NULL on rows
+    /// claimed before tokens were revocable).
+    pub token_salt: Option<String>,
+    /// When the current daily message window began.
+    pub day_started_at: Option<DateTimeUtc>,
+    /// Messages stored since `day_started_at`.
+    pub day_messages: i64,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -129,7 +129,7 @@ impl AuthApi {
                 .check(ip)
                 .map_err(|retry_after_secs| ServiceError::RateLimited { retry_after_secs })?;
         }
-        let guest = guest_of(&state, &body.0)?;
+        let guest = guest_of(&state, &body.0).await?;
         // One outcome: the account and the guest's move into it, or neither. What can be known
         // before the account exists is checked first (unknown guest 404, another account's 409).
         if let Some((guest_id, token)) = &guest {
@@ -178,7 +178,7 @@ impl AuthApi {
         req: &Request,
         body: Json<Credentials>,
     ) -> ApiResult<Json<AuthSession>, LoginErrors> {
-        let guest = guest_of(&state, &body.0)?;
+        let guest = guest_of(&state, &body.0).await?;
         let ip = state.client_ip(req);
         let session = state
             .auth
@@ -210,7 +210,7 @@ impl AuthApi {
 }
 
 /// The guest named in the body, with its token checked before anything is created.
-fn guest_of(
+async fn guest_of(
     state: &AppState,
     body: &Credentials,
 ) -> Result<Option<(String, String)>, ServiceError> {
@@ -219,7 +219,7 @@ fn guest_of(
         (None, None) => Ok(None),
         (Some(id), token) => {
             let token = token.as_ref().map(|t| t.0.clone());
-            state.guests.authorize(id, token.as_deref())?;
+            state.guests.authorize(id, token.as_deref()).await?;
             Ok(Some((id.clone(), token.unwrap_or_default())))
         }
         (None, Some(_)) => Err(ServiceError::invalid(

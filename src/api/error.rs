@@ -62,7 +62,7 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         NotAcceptable => 406,
         RequestTimeout => 408,
         GuestMigrated | GuestAlreadyClaimed | EmailTaken | IdempotencyKeyReused
-        | EmbeddingsDisabled => 409,
+        | EmbeddingsDisabled | GuestHistoryFull => 409,
         LengthRequired => 411,
         PayloadTooLarge | MessageTooLarge => 413,
         UriTooLong => 414,
@@ -85,7 +85,7 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         | InvalidEmail
         | PasswordTooShort
         | PasswordTooLong => 422,
-        RateLimited => 429,
+        RateLimited | GuestQuotaExceeded => 429,
         InternalError => 500,
         DatabaseUnavailable | ServiceUnavailable | EmbeddingUnavailable => 503,
     };
@@ -143,6 +143,9 @@ impl<S> From<ServiceError> for ApiError<S> {
         let code = err.code();
         match err {
             ServiceError::RateLimited { retry_after_secs }
+            | ServiceError::GuestQuotaExceeded {
+                retry_after_secs, ..
+            }
             | ServiceError::Overloaded { retry_after_secs } => {
                 ApiError::new(code, err.to_string()).retry_after(retry_after_secs)
             }

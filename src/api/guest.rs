@@ -5,7 +5,7 @@ use chrono::{DateTime, FixedOffset, Utc};
 use poem::{Request, web::Data};
 use poem_openapi::{
     ApiResponse, Enum, Object, OpenApi,
-    param::{Header, Path},
+    param::{Header, Path, Query},
     payload::Json,
 };
 use uuid::Uuid;
@@ -20,7 +20,7 @@ use crate::{
     hot::CachedMessage,
     service::{
         ServiceError,
-        guest::{Appended, GuestHistory, NewMessage, Source},
+        guest::{Appended, GuestHistory, HistoryPage, NewMessage, Source},
     },
     state::AppState,
 };
@@ -29,9 +29,9 @@ statuses! {
     /// Starting a guest session.
     SessionErrors: 429, 500, 503;
     /// Storing a guest message.
-    AppendErrors: 400, 401, 404, 409, 413, 415, 422, 500, 503;
+    AppendErrors: 400, 401, 404, 409, 413, 415, 422, 429, 500, 503;
     /// Reading a guest conversation.
-    ReadErrors: 401, 404, 422, 500, 503;
+    ReadErrors: 401, 404, 409, 422, 500, 503;
     /// Erasing a guest.
     EraseErrors: 401, 404, 409, 422, 500, 503;
 }
@@ -111,16 +111,16 @@ pub enum ReadSource {
     L2,
 }
 
-/// A guest's conversation, in sequence order.
+/// One page of a guest's conversation, in sequence order.
 #[derive(Debug, Object)]
 pub struct GuestConversation {
     pub guest_id: String,
     pub conversation_id: Uuid,
     pub messages: Vec<GuestMessage>,
     pub source: ReadSource,
-    /// Set when the guest has been migrated into an account conversation (read-only now).
+    /// Pass as `cursor` for the next page; absent on the last page.
     #[oai(skip_serializing_if_is_none)]
-    pub migrated_to_conversation_id: Option<Uuid>,
+    pub next_cursor: Option<String>,
 }
 
 /// The serde twin of [`GuestConversation`], borrowing the cached messages (no copies, no
@@ -132,7 +132,7 @@ struct GuestConversationView<'a> {
     messages: Vec<GuestMessageView<'a>>,
     source: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
-    migrated_to_conversation_id: Option<Uuid>,
+    next_cursor: Option<String>,
 }
 
 #[derive(serde::Serialize)]
@@ -178,7 +178,7 @@ fn conversation_body(
         guest_id,
         conversation_id: h.conversation_id,
         messages: h
-            .messages
+            .messages()
             .iter()
             .map(|m| GuestMessageView::from(m.as_ref()))
             .collect(),
@@ -186,7 +186,7 @@ fn conversation_body(
             Source::L1 => "l1",
             Source::L2 => "l2",
         },
-        migrated_to_conversation_id: h.migrated_to,
+        next_cursor: h.next_cursor.map(|c| c.to_string()),
     };
     JsonBytes::new(&view)
         .map(ConversationResponse::Ok)
@@ -225,7 +225,8 @@ impl GuestApi {
     /// Start a guest session
     ///
     /// Creates a guest with a server-chosen, unguessable id and returns its token. Rate-limited
-    /// per client address (`limits.guest_sessions_per_ip_per_hour`).
+    /// per client address (`limits.guest_sessions_per_ip_per_hour`, shared with first writes
+    /// that claim a client-chosen id).
     #[oai(
         path = "/v1/guest/sessions",
         method = "post",
@@ -236,12 +237,7 @@ impl GuestApi {
         state: Data<&AppState>,
         req: &Request,
     ) -> ApiResult<SessionResponse, SessionErrors> {
-        if let Some(ip) = state.client_ip(req) {
-            state
-                .guest_session_limiter
-                .check(ip)
-                .map_err(|retry_after_secs| ServiceError::RateLimited { retry_after_secs })?;
-        }
+        new_guest_allowed(&state, req)?;
         let s = state.guests.create_session().await?;
         Ok(SessionResponse::Created(Json(GuestSession {
             guest_id: s.guest_id,
@@ -254,8 +250,12 @@ impl GuestApi {
     ///
     /// Commits the message to SQL, then to the hot cache. The first write to an unclaimed
     /// client-chosen id claims it and returns the guest token (body and `X-Guest-Token` header);
-    /// after that the token is required. A retry (same role, content and timestamp, or the same
-    /// `Idempotency-Key`) answers 200 with the original message.
+    /// after that the token is required. A write without a token counts against the client
+    /// address's new-guest limit (`limits.guest_sessions_per_ip_per_hour`). A retry (same role,
+    /// content and timestamp, or the same `Idempotency-Key`) answers 200 with the original
+    /// message. A guest stores at most `limits.guest_messages_per_day` messages a day (then 429
+    /// `guest_quota_exceeded` with `Retry-After`) and `limits.guest_max_messages` in all (then 409
+    /// `guest_history_full`).
     #[oai(
         path = "/v1/guest/chat/:guest_id",
         method = "post",
@@ -264,6 +264,7 @@ impl GuestApi {
     async fn post_message(
         &self,
         state: Data<&AppState>,
+        req: &Request,
         token: GuestTokenOrClaim,
         guest_id: Path<GuestId>,
         body: Json<NewGuestMessage>,
@@ -271,6 +272,9 @@ impl GuestApi {
         #[oai(name = "Idempotency-Key")]
         idempotency_key: Header<Option<IdempotencyKey>>,
     ) -> ApiResult<AppendResponse, AppendErrors> {
+        if token.0.is_none() {
+            new_guest_allowed(&state, req)?;
+        }
         let msg = body.0.into_message(idempotency_key.0.map(|k| k.0));
         let appended = state
             .guests
@@ -281,8 +285,10 @@ impl GuestApi {
 
     /// Read a guest conversation
     ///
-    /// All messages in sequence order, from the hot cache when it holds the full history,
-    /// otherwise from SQL. Needs the guest token.
+    /// One page of messages in sequence order (`limit`, default 100, at most 1000; `cursor` from
+    /// the previous page's `next_cursor`), from the hot cache when it holds the full history,
+    /// otherwise from SQL. Needs the guest token. A guest migrated into an account answers 409
+    /// `guest_migrated` (its messages are the account's now).
     #[oai(
         path = "/v1/guest/chat/:guest_id",
         method = "get",
@@ -293,8 +299,19 @@ impl GuestApi {
         state: Data<&AppState>,
         token: GuestToken,
         guest_id: Path<GuestId>,
+        /// Page size, 1-1000 (default 100).
+        #[oai(validator(minimum(value = "1"), maximum(value = "1000")))]
+        limit: Query<Option<u64>>,
+        /// `next_cursor` of the previous page (the last `sequence` read).
+        #[oai(validator(minimum(value = "0")))]
+        cursor: Query<Option<i64>>,
     ) -> ApiResult<ConversationResponse, ReadErrors> {
-        let history = state.guests.history(&guest_id, token.0.as_deref()).await?;
+        let page = HistoryPage {
+            after: cursor.0.unwrap_or(0),
+            limit: limit.0,
+        };
+        let token = token.0.as_deref();
+        let history = state.guests.history(&guest_id, token, page).await?;
         Ok(conversation_body(&guest_id, &history)?)
     }
 
@@ -315,6 +332,18 @@ impl GuestApi {
     ) -> ApiResult<DeletedResponse, EraseErrors> {
         state.guests.erase(&guest_id, token.0.as_deref()).await?;
         Ok(DeletedResponse::Deleted)
+    }
+}
+
+/// A new guest (a session, or a first write that may claim an id) counts against the client
+/// address's limit.
+fn new_guest_allowed(state: &AppState, req: &Request) -> Result<(), ServiceError> {
+    match state.client_ip(req) {
+        Some(ip) => state
+            .guest_session_limiter
+            .check(ip)
+            .map_err(|retry_after_secs| ServiceError::RateLimited { retry_after_secs }),
+        None => Ok(()),
     }
 }
 

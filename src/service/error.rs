@@ -57,6 +57,7 @@ error_codes! {
     EmailTaken => "email_taken",
     IdempotencyKeyReused => "idempotency_key_reused",
     EmbeddingsDisabled => "embeddings_disabled",
+    GuestHistoryFull => "guest_history_full",
     // 411, 413, 414, 415.
     LengthRequired => "length_required",
     PayloadTooLarge => "payload_too_large",
@@ -84,6 +85,7 @@ error_codes! {
     PasswordTooLong => "password_too_long",
     // 429.
     RateLimited => "rate_limited",
+    GuestQuotaExceeded => "guest_quota_exceeded",
     // 500, 503.
     InternalError => "internal_error",
     DatabaseUnavailable => "database_unavailable",
@@ -128,6 +130,16 @@ pub enum ServiceError {
     IdempotencyKeyReused,
     #[error("too many requests from this address; retry in {retry_after_secs} s")]
     RateLimited { retry_after_secs: u64 },
+    #[error(
+        "this guest stored its {limit} messages for the day (limits.guest_messages_per_day); \
+         retry in {retry_after_secs} s, or sign up"
+    )]
+    GuestQuotaExceeded { limit: u32, retry_after_secs: u64 },
+    #[error(
+        "this guest conversation holds its limit of {limit} messages \
+         (limits.guest_max_messages); sign up to go on"
+    )]
+    GuestHistoryFull { limit: u32 },
     /// The database cannot be reached or is too busy: nothing was written; retry later.
     #[error("the database is unavailable")]
     Unavailable(#[source] DbErr),
@@ -178,6 +190,8 @@ impl ServiceError {
             ServiceError::AdminTokenInvalid => ErrorCode::AdminTokenInvalid,
             ServiceError::IdempotencyKeyReused => ErrorCode::IdempotencyKeyReused,
             ServiceError::RateLimited { .. } => ErrorCode::RateLimited,
+            ServiceError::GuestQuotaExceeded { .. } => ErrorCode::GuestQuotaExceeded,
+            ServiceError::GuestHistoryFull { .. } => ErrorCode::GuestHistoryFull,
             ServiceError::Unavailable(_)
             | ServiceError::Contended(_)
             | ServiceError::RolledBack => ErrorCode::DatabaseUnavailable,

@@ -24,7 +24,10 @@ use super::{
     checksum,
     clock::now,
     digest::sha256_hex,
-    guest::{GuestService, rules::validate_guest_id},
+    guest::{
+        GuestService,
+        rules::{check_write_access, validate_guest_id},
+    },
     usage::{self, UsageCounters},
 };
 use crate::{
@@ -84,7 +87,7 @@ impl MigrationService {
         guest_token: Option<&str>,
     ) -> Result<MigrationReport, ServiceError> {
         validate_guest_id(guest_id)?;
-        self.guests.authorize(guest_id, guest_token)?;
+        let holder = self.guests.authorize(guest_id, guest_token).await?;
         let started_at = now();
         let started = std::time::Instant::now();
         let mut attempt = 0;
@@ -96,7 +99,11 @@ impl MigrationService {
             );
             let result = self
                 .store
-                .write(move |txn| Box::pin(migrate_in(txn, backend, user_id, id, started_at, fail)))
+                .write(move |txn| {
+                    Box::pin(migrate_in(
+                        txn, backend, user_id, id, holder, started_at, fail,
+                    ))
+                })
                 .await;
             match result {
                 Err(ServiceError::Contended(err)) if attempt < 3 => {
@@ -121,6 +128,7 @@ impl MigrationService {
         match &result {
             Ok(report) if !report.already_migrated => {
                 info!(messages = report.messages_migrated, "guest migrated");
+                self.guests.forget_key(guest_id);
                 self.usage.transfer(guest_id, &user_id.to_string());
                 let started = std::time::Instant::now();
                 let removed = self
@@ -191,6 +199,7 @@ async fn migrate_in(
     backend: Backend,
     user_id: Uuid,
     guest_id: String,
+    holder: Uuid,
     started_at: DateTime<Utc>,
     fail: bool,
 ) -> Result<Write<MigrationReport>, ServiceError> {
@@ -204,6 +213,8 @@ async fn migrate_in(
         .one(txn)
         .await?
         .ok_or(ServiceError::GuestNotFound)?;
+    // Erased and re-claimed since the token was checked: the token does not open it.
+    check_write_access(Some(cached.id), Some(holder))?;
     if cached.main_conversation_id.is_some() {
         return previous_result(txn, user_id, guest_id)
             .await

@@ -1,4 +1,7 @@
-//! Guest tokens: HMAC-SHA-256 over the guest id, keyed with the server secret. The secret comes
+//! Guest tokens: HMAC-SHA-256 over the guest id and the guest's salt (random, stored with the
+//! guest when its id is claimed), keyed with the server secret. Erasing the guest drops the salt,
+//! which ends its tokens; a re-claimed id gets a new salt, so new tokens. Guests claimed before
+//! salts existed have none: their tokens are the older HMAC of the id alone. The secret comes
 //! from config or from `<data_dir>/secret.key`, made on first start, so tokens survive restarts.
 
 use std::{io::Write, path::Path};
@@ -12,6 +15,14 @@ use crate::config::Settings;
 type HmacSha256 = Hmac<Sha256>;
 
 const GUEST_CONTEXT: &[u8] = b"genesis/guest-token/v1\0";
+const SALTED_CONTEXT: &[u8] = b"genesis/guest-token/v2\0";
+
+/// A new guest's salt: 16 random bytes, hex.
+pub fn new_salt() -> String {
+    let mut salt = [0u8; 16];
+    rand::fill(&mut salt[..]);
+    hex(&salt)
+}
 
 /// Signs and checks guest tokens.
 #[derive(Clone)]
@@ -26,26 +37,43 @@ impl GuestTokens {
         }
     }
 
-    fn mac(&self, guest_id: &str) -> HmacSha256 {
+    fn mac(&self, guest_id: &str, salt: Option<&str>) -> HmacSha256 {
         // HMAC accepts keys of any length; the secret is never empty.
         let mut mac = <HmacSha256 as KeyInit>::new_from_slice(&self.key)
             .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
-        mac.update(GUEST_CONTEXT);
-        mac.update(guest_id.as_bytes());
+        match salt {
+            Some(salt) => {
+                mac.update(SALTED_CONTEXT);
+                mac.update(guest_id.as_bytes());
+                mac.update(b"\0");
+                mac.update(salt.as_bytes());
+            }
+            None => {
+                mac.update(GUEST_CONTEXT);
+                mac.update(guest_id.as_bytes());
+            }
+        }
         mac
     }
 
-    /// The token for `guest_id`: 64 lower-case hex characters.
-    pub fn issue(&self, guest_id: &str) -> String {
-        hex(&self.mac(guest_id).finalize().into_bytes())
+    /// The token for `guest_id` with its `salt`: 64 lower-case hex characters.
+    pub fn issue(&self, guest_id: &str, salt: Option<&str>) -> String {
+        hex(&self.mac(guest_id, salt).finalize().into_bytes())
     }
 
-    /// Constant-time check of `token` against `guest_id`.
-    pub fn verify(&self, guest_id: &str, token: &str) -> bool {
+    /// Constant-time check of `token` against `guest_id` and its `salt`.
+    pub fn verify(&self, guest_id: &str, salt: Option<&str>, token: &str) -> bool {
         match unhex(token.trim()) {
-            Some(bytes) => self.mac(guest_id).verify_slice(&bytes).is_ok(),
+            Some(bytes) => self.mac(guest_id, salt).verify_slice(&bytes).is_ok(),
             None => false,
         }
+    }
+
+    /// True when `token` could be a token at all (64 hex characters): anything else is refused
+    /// before any lookup.
+    pub fn well_formed(token: &str) -> bool {
+        let token = token.trim();
+        token.len() == 64 && token.bytes().all(|b| b.is_ascii_hexdigit())
     }
 }
 
@@ -111,21 +139,32 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_token_verifies_only_for_its_own_guest() {
+    fn a_token_verifies_only_for_its_own_guest_and_salt() {
         let tokens = GuestTokens::new(b"0123456789abcdef0123456789abcdef");
-        let token = tokens.issue("test-guest-001");
+        let salt = new_salt();
+        let token = tokens.issue("test-guest-001", Some(&salt));
         assert_eq!(token.len(), 64);
-        assert!(tokens.verify("test-guest-001", &token));
-        assert!(!tokens.verify("test-guest-002", &token));
+        assert!(GuestTokens::well_formed(&token));
+        assert!(tokens.verify("test-guest-001", Some(&salt), &token));
+        assert!(!tokens.verify("test-guest-002", Some(&salt), &token));
+        // A re-claimed id has a new salt: the old token does not open it.
+        assert!(!tokens.verify("test-guest-001", Some(&new_salt()), &token));
+        assert!(!tokens.verify("test-guest-001", None, &token));
         let mut tampered = token.clone().into_bytes();
         tampered[10] = if tampered[10] == b'a' { b'b' } else { b'a' };
         assert!(!tokens.verify(
             "test-guest-001",
+            Some(&salt),
             &String::from_utf8(tampered).unwrap_or_default()
         ));
-        assert!(!tokens.verify("test-guest-001", "not-hex"));
+        assert!(!tokens.verify("test-guest-001", Some(&salt), "not-hex"));
+        assert!(!GuestTokens::well_formed("not-hex"));
         let other = GuestTokens::new(b"another secret, also long enough!!");
-        assert!(!other.verify("test-guest-001", &token));
+        assert!(!other.verify("test-guest-001", Some(&salt), &token));
+        // Guests from before salts keep their deterministic tokens.
+        let legacy = tokens.issue("test-guest-001", None);
+        assert!(tokens.verify("test-guest-001", None, &legacy));
+        assert_ne!(legacy, token);
     }
 
     #[test]

@@ -266,11 +266,41 @@ impl TestApp {
         body
     }
 
+    /// The guest's whole history: every page, followed by `next_cursor`, the messages of all of
+    /// them in one `messages` array (the other fields from the first page).
     pub async fn history(&self, guest_id: &str, token: &str) -> (StatusCode, Value) {
+        let (status, mut first) = self.history_page(guest_id, token, "").await;
+        let mut cursor = first["next_cursor"].as_str().map(str::to_string);
+        while let Some(after) = cursor.take() {
+            let (status, page) = self
+                .history_page(guest_id, token, &format!("?cursor={after}&limit=1000"))
+                .await;
+            if status != StatusCode::OK {
+                return (status, page);
+            }
+            let more = page["messages"].as_array().cloned().unwrap_or_default();
+            if let Some(all) = first["messages"].as_array_mut() {
+                all.extend(more);
+            }
+            cursor = page["next_cursor"].as_str().map(str::to_string);
+        }
+        if let Some(obj) = first.as_object_mut() {
+            obj.remove("next_cursor");
+        }
+        (status, first)
+    }
+
+    /// One page of the guest's history; `query` is `""` or `?limit=…&cursor=…`.
+    pub async fn history_page(
+        &self,
+        guest_id: &str,
+        token: &str,
+        query: &str,
+    ) -> (StatusCode, Value) {
         let resp = self
             .request(
                 Method::GET,
-                &format!("/v1/guest/chat/{guest_id}"),
+                &format!("/v1/guest/chat/{guest_id}{query}"),
                 Some(token),
                 None,
             )

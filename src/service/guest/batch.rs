@@ -13,6 +13,7 @@ use sea_orm::{
     sea_query::{CaseStatement, Expr, ExprTrait},
 };
 use tracing::warn;
+use uuid::Uuid;
 
 use super::{
     NewMessage, Stored, rules,
@@ -27,13 +28,14 @@ use crate::{
 /// The merged kind of guest appends.
 pub struct GuestAppends {
     pub(super) retention: Duration,
+    pub(super) limits: rules::GuestLimits,
 }
 
 /// One guest append waiting for the writer.
 pub struct AppendItem {
     pub(super) guest_id: String,
-    /// The request carried a token verified for `guest_id`.
-    pub(super) has_token: bool,
+    /// The conversation the request's token was verified for (none: it may only claim the id).
+    pub(super) holder: Option<Uuid>,
     pub(super) msg: NewMessage,
 }
 
@@ -52,7 +54,7 @@ impl Merge for GuestAppends {
                 items.iter().map(|_| None).collect();
             // The common case together, in a savepoint so that a failure leaves nothing behind.
             match txn.begin().await {
-                Ok(savepoint) => match append_many(&savepoint, &items, self.retention).await {
+                Ok(savepoint) => match append_many(&savepoint, &items, self).await {
                     Ok(done) => match savepoint.commit().await {
                         Ok(()) => done.into_iter().for_each(|(i, r)| results[i] = Some(r)),
                         Err(err) => warn!(error = %err, "merged guest appends not kept"),
@@ -70,7 +72,7 @@ impl Merge for GuestAppends {
             for (item, result) in items.into_iter().zip(results) {
                 answers.push(match result {
                     Some(result) => result,
-                    None => append_alone(txn, item, self.retention).await,
+                    None => append_alone(txn, item, self).await,
                 });
             }
             answers
@@ -82,17 +84,10 @@ impl Merge for GuestAppends {
 async fn append_alone(
     txn: &DatabaseTransaction,
     item: AppendItem,
-    retention: Duration,
+    rules: &GuestAppends,
 ) -> Result<Stored, ServiceError> {
     let savepoint = txn.begin().await?;
-    let result = append_in(
-        &savepoint,
-        item.guest_id,
-        item.has_token,
-        item.msg,
-        retention,
-    )
-    .await;
+    let result = append_in(&savepoint, item.guest_id, item.holder, item.msg, rules).await;
     match result {
         Ok(Write::Commit(stored)) => {
             savepoint.commit().await?;
@@ -141,8 +136,9 @@ impl Batched {
 async fn append_many(
     txn: &DatabaseTransaction,
     items: &[AppendItem],
-    retention: Duration,
+    rules: &GuestAppends,
 ) -> Result<Vec<(usize, Result<Stored, ServiceError>)>, DbErr> {
+    let (retention, limits) = (rules.retention, rules.limits);
     let now = now();
     let mut guest_ids: Vec<&str> = items.iter().map(|i| i.guest_id.as_str()).collect();
     guest_ids.sort_unstable();
@@ -159,7 +155,7 @@ async fn append_many(
         .collect();
     let probes: Vec<Condition> = items
         .iter()
-        .filter(|i| i.has_token)
+        .filter(|i| i.holder.is_some())
         .filter_map(|i| retry_probe(guests.get(&i.guest_id)?.row.id, &i.msg))
         .collect();
     let mut earlier = if probes.is_empty() {
@@ -172,8 +168,8 @@ async fn append_many(
     let mut rows = Vec::with_capacity(items.len());
     let mut ledger = Vec::with_capacity(items.len());
     for (i, item) in items.iter().enumerate() {
-        let held = guests.contains_key(&item.guest_id);
-        if rules::check_write_access(held, item.has_token).is_err() {
+        let held = guests.get(&item.guest_id).map(|g| g.row.id);
+        if rules::check_write_access(held, item.holder).is_err() {
             // Refused, unless it repeats the claiming write: the one-at-a-time path decides.
             continue;
         }
@@ -195,6 +191,7 @@ async fn append_many(
                     message: to_cached(original),
                     claimed: false,
                     duplicate: true,
+                    salt: None,
                 };
                 done.push((i, Ok(stored)));
                 continue;
@@ -204,6 +201,17 @@ async fn append_many(
                 continue;
             }
             None => {}
+        }
+        let day = (guest.row.day_started_at, guest.row.day_messages);
+        match rules::count_message(limits, guest.row.message_count, day, now) {
+            Ok((started, in_day)) => {
+                guest.row.day_started_at = Some(started);
+                guest.row.day_messages = in_day;
+            }
+            Err(err) => {
+                done.push((i, Err(err)));
+                continue;
+            }
         }
         guest.row.message_count += 1;
         guest.written = true;
@@ -217,8 +225,12 @@ async fn append_many(
         ledger.push(mapping_row(&row, item.guest_id.clone(), now));
         let stored = Stored {
             message: to_cached(&row),
-            claimed: !held,
+            claimed: held.is_none(),
             duplicate: false,
+            salt: held
+                .is_none()
+                .then(|| guest.row.token_salt.clone())
+                .flatten(),
         };
         done.push((i, Ok(stored)));
         if row.idempotency_key.is_some() || row.client_timestamp.is_some() {
@@ -269,8 +281,22 @@ async fn update_counters(
             case.case(id().eq(g.row.id), g.row.message_count)
         })
         .finally(Expr::col(conversation_cache::Column::MessageCount));
+    let day_messages = written
+        .iter()
+        .fold(CaseStatement::new(), |case, g| {
+            case.case(id().eq(g.row.id), g.row.day_messages)
+        })
+        .finally(Expr::col(conversation_cache::Column::DayMessages));
+    let day_started = written
+        .iter()
+        .fold(CaseStatement::new(), |case, g| {
+            case.case(id().eq(g.row.id), g.row.day_started_at)
+        })
+        .finally(Expr::col(conversation_cache::Column::DayStartedAt));
     let mut update = conversation_cache::Entity::update_many()
         .col_expr(conversation_cache::Column::MessageCount, counts.into())
+        .col_expr(conversation_cache::Column::DayMessages, day_messages.into())
+        .col_expr(conversation_cache::Column::DayStartedAt, day_started.into())
         .col_expr(conversation_cache::Column::AccessedAt, Expr::value(now));
     if written
         .iter()

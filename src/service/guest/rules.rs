@@ -3,6 +3,7 @@
 //! when a guest's expiry moves, what a first title is, and when a write repeats a stored message.
 
 use chrono::{DateTime, Duration, Utc};
+use uuid::Uuid;
 
 use super::NewMessage;
 use crate::service::{ErrorCode, ServiceError};
@@ -82,15 +83,63 @@ pub fn validate_message(msg: &NewMessage, max_message_bytes: usize) -> Result<()
     Ok(())
 }
 
-/// Who may write to a guest id: anyone while nobody holds it (the write claims it), only a
-/// holder of its token once it is held. `held`: the id has a conversation; `has_token`: the
-/// request carried a token that was verified for this id.
-pub fn check_write_access(held: bool, has_token: bool) -> Result<(), ServiceError> {
-    if held && !has_token {
-        Err(ServiceError::GuestTokenRequired)
-    } else {
-        Ok(())
+/// Who may write to a guest id: anyone while nobody holds it (the write claims it), only the
+/// holder of its token once it is held. `held`: the id's conversation, if it has one; `holder`:
+/// the conversation the request's token was verified for. A token outlives nothing: once its
+/// conversation is erased or expired it is refused (404), and a re-claimed id's new conversation
+/// is not the old token's (401).
+pub fn check_write_access(held: Option<Uuid>, holder: Option<Uuid>) -> Result<(), ServiceError> {
+    match (held, holder) {
+        (None, None) => Ok(()),
+        (None, Some(_)) => Err(ServiceError::GuestNotFound),
+        (Some(_), None) => Err(ServiceError::GuestTokenRequired),
+        (Some(held), Some(holder)) if held == holder => Ok(()),
+        (Some(_), Some(_)) => Err(ServiceError::GuestTokenInvalid),
     }
+}
+
+/// How much one guest may store; `0` = unlimited.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct GuestLimits {
+    /// Messages per day (`limits.guest_messages_per_day`).
+    pub messages_per_day: u32,
+    /// Messages in the conversation (`limits.guest_max_messages`).
+    pub max_messages: u32,
+}
+
+/// The length of a guest's quota window.
+pub const QUOTA_DAY: Duration = Duration::days(1);
+
+/// True when a quota window that began at `started` is still open at `now`.
+pub fn day_is_open(started: Option<DateTime<Utc>>, now: DateTime<Utc>) -> bool {
+    started.is_some_and(|at| now - at < QUOTA_DAY)
+}
+
+/// The guest counters a new message leaves behind, or why it may not be stored: `count` messages
+/// held, `day` (window start, messages in it) before this one.
+pub fn count_message(
+    limits: GuestLimits,
+    count: i64,
+    day: (Option<DateTime<Utc>>, i64),
+    now: DateTime<Utc>,
+) -> Result<(DateTime<Utc>, i64), ServiceError> {
+    if limits.max_messages > 0 && count >= i64::from(limits.max_messages) {
+        return Err(ServiceError::GuestHistoryFull {
+            limit: limits.max_messages,
+        });
+    }
+    let (start, in_day) = match day {
+        (Some(start), n) if day_is_open(Some(start), now) => (start, n),
+        _ => (now, 0),
+    };
+    if limits.messages_per_day > 0 && in_day >= i64::from(limits.messages_per_day) {
+        let wait = (start + QUOTA_DAY - now).num_milliseconds().max(0);
+        return Err(ServiceError::GuestQuotaExceeded {
+            limit: limits.messages_per_day,
+            retry_after_secs: (wait as u64).div_ceil(1000).max(1),
+        });
+    }
+    Ok((start, in_day + 1))
 }
 
 /// When a guest written to (or read) at `now` expires.
@@ -255,13 +304,58 @@ mod tests {
     }
 
     #[test]
-    fn a_held_id_needs_its_token() {
-        assert!(check_write_access(false, false).is_ok());
-        assert!(check_write_access(true, true).is_ok());
+    fn a_held_id_needs_the_token_of_its_own_conversation() {
+        let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
+        assert!(check_write_access(None, None).is_ok());
+        assert!(check_write_access(Some(a), Some(a)).is_ok());
         assert!(matches!(
-            check_write_access(true, false),
+            check_write_access(Some(a), None),
             Err(ServiceError::GuestTokenRequired)
         ));
+        assert!(matches!(
+            check_write_access(Some(b), Some(a)),
+            Err(ServiceError::GuestTokenInvalid)
+        ));
+        assert!(matches!(
+            check_write_access(None, Some(a)),
+            Err(ServiceError::GuestNotFound)
+        ));
+    }
+
+    #[test]
+    fn the_daily_quota_and_the_history_cap() {
+        let now = crate::service::clock::now();
+        let limits = GuestLimits {
+            messages_per_day: 3,
+            max_messages: 10,
+        };
+        assert_eq!(
+            count_message(limits, 0, (None, 0), now).ok(),
+            Some((now, 1))
+        );
+        let start = now - Duration::hours(23);
+        assert_eq!(
+            count_message(limits, 5, (Some(start), 2), now).ok(),
+            Some((start, 3))
+        );
+        match count_message(limits, 5, (Some(start), 3), now) {
+            Err(ServiceError::GuestQuotaExceeded {
+                retry_after_secs, ..
+            }) => assert_eq!(retry_after_secs, 3600),
+            other => panic!("expected the quota, got {other:?}"),
+        }
+        // A day later the window starts again.
+        let old = now - Duration::hours(25);
+        assert_eq!(
+            count_message(limits, 5, (Some(old), 3), now).ok(),
+            Some((now, 1))
+        );
+        assert!(matches!(
+            count_message(limits, 10, (None, 0), now),
+            Err(ServiceError::GuestHistoryFull { limit: 10 })
+        ));
+        let unlimited = GuestLimits::default();
+        assert!(count_message(unlimited, 1 << 40, (Some(start), 1 << 40), now).is_ok());
     }
 
     #[test]

@@ -6,8 +6,12 @@ use chrono::Duration;
 use entity::{cache_content_mapping, message_cache};
 use sea_orm::{DatabaseTransaction, EntityTrait, IntoActiveModel};
 
+use uuid::Uuid;
+
 use super::{
-    NewMessage, Stored, rules,
+    NewMessage, Stored,
+    batch::GuestAppends,
+    rules,
     sql::{
         bump, claim, claiming_write, find_conversation, find_retry, mapping_row, message_row,
         to_cached, unbump,
@@ -18,51 +22,47 @@ use crate::{
     store::Write,
 };
 
-/// The guest's conversation, its counter bumped (and row locked), or a new one this write claims
-/// (`true`). The row can vanish and reappear under a racing erase and re-claim (PostgreSQL, read
-/// committed): then the bump is simply tried again, on the row that is there now.
-async fn bump_or_claim(
+/// The holder's conversation, its counter bumped (and row locked). Refused when the id's
+/// conversation is not the one the token was checked for (erased, or erased and re-claimed).
+async fn bump_as_holder(
     txn: &DatabaseTransaction,
     guest_id: &str,
+    holder: Uuid,
     now: chrono::DateTime<chrono::Utc>,
     retention: Duration,
     title: Option<String>,
-) -> Result<(entity::conversation_cache::Model, bool), ServiceError> {
-    for _ in 0..3 {
-        if let Some(found) = bump(txn, guest_id, now, retention, title.clone()).await? {
-            return Ok((found, false));
-        }
-        match find_conversation(txn, guest_id).await? {
-            Some(found) => {
-                if let Some(conversation_id) = found.main_conversation_id {
-                    return Err(ServiceError::GuestMigrated { conversation_id });
-                }
-                // Re-created since the bump looked (an erase, then a re-claim): bump again.
-            }
-            // A valid token for an id with no conversation (e.g. after an erase): claim it.
-            None => {
-                if let Some(created) = claim(txn, guest_id, now, retention, title.clone()).await? {
-                    return Ok((created, true));
-                }
-            }
-        }
+) -> Result<entity::conversation_cache::Model, ServiceError> {
+    if let Some(found) = bump(txn, guest_id, now, retention, title).await? {
+        // On `Err` the transaction (or savepoint) is rolled back, the bump with it.
+        rules::check_write_access(Some(found.id), Some(holder))?;
+        return Ok(found);
     }
-    Err(ServiceError::GuestNotFound)
+    let found = find_conversation(txn, guest_id).await?;
+    rules::check_write_access(found.as_ref().map(|c| c.id), Some(holder))?;
+    match found.and_then(|c| c.main_conversation_id) {
+        Some(conversation_id) => Err(ServiceError::GuestMigrated { conversation_id }),
+        // Not bumped, yet open and the holder's: only a concurrent change explains it; the
+        // write is tried again as a whole.
+        None => Err(ServiceError::RolledBack),
+    }
 }
 
-/// Stores `msg` for `guest_id`. `has_token`: the request carried a token already verified for
-/// this id. On `Err` or `Write::Discard` it leaves nothing behind (a bump is undone).
+/// Stores `msg` for `guest_id`. `holder`: the conversation the request's token was verified
+/// for (none: the write may only claim the id). On `Err` or `Write::Discard` it leaves nothing
+/// behind (a bump is undone).
 pub(super) async fn append_in(
     txn: &DatabaseTransaction,
     guest_id: String,
-    has_token: bool,
+    holder: Option<Uuid>,
     msg: NewMessage,
-    retention: Duration,
+    rules: &GuestAppends,
 ) -> Result<Write<Stored>, ServiceError> {
     let now = now();
+    let (retention, limits) = (rules.retention, rules.limits);
     let title = rules::first_title(&msg);
-    let (conversation, claimed) = if has_token {
-        bump_or_claim(txn, &guest_id, now, retention, title).await?
+    let (conversation, claimed) = if let Some(holder) = holder {
+        let bumped = bump_as_holder(txn, &guest_id, holder, now, retention, title).await?;
+        (bumped, false)
     } else {
         // Without a token the only way in is claiming an id nobody holds — or repeating, with
         // its `Idempotency-Key`, the write that claimed it (whose answer, token and all, may
@@ -70,17 +70,15 @@ pub(super) async fn append_in(
         match claim(txn, &guest_id, now, retention, title).await? {
             Some(created) => (created, true),
             None => {
-                if let Some(original) = claiming_write(txn, &guest_id, &msg).await? {
+                if let Some((original, salt)) = claiming_write(txn, &guest_id, &msg).await? {
                     return Ok(Write::Discard(Stored {
                         message: original,
                         claimed: true,
                         duplicate: true,
+                        salt,
                     }));
                 }
-                rules::check_write_access(true, has_token)?;
-                return Err(ServiceError::Internal(
-                    "a held id passed the token rule".into(),
-                ));
+                return Err(ServiceError::GuestTokenRequired);
             }
         }
     };
@@ -94,8 +92,15 @@ pub(super) async fn append_in(
                 message: original,
                 claimed: false,
                 duplicate: true,
+                salt: None,
             }));
         }
+        // The counters as they were before the bump, through the one quota rule.
+        let before = (
+            conversation.day_started_at,
+            conversation.day_messages.saturating_sub(1),
+        );
+        rules::count_message(limits, conversation.message_count - 1, before, now)?;
     }
     let row = message_row(conversation.id, conversation.message_count, msg, now);
     message_cache::Entity::insert(row.clone().into_active_model())
@@ -108,5 +113,10 @@ pub(super) async fn append_in(
         message: to_cached(&row),
         claimed,
         duplicate: false,
+        salt: if claimed {
+            conversation.token_salt
+        } else {
+            None
+        },
     }))
 }

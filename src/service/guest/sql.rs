@@ -23,13 +23,15 @@ use crate::{
         clock::rfc3339,
         digest::{md5_hex, sha256_hex},
         embeddings,
+        tokens::new_salt,
     },
     store::Write,
 };
 
 const MIGRATION_VERSION: &str = "1.0";
 
-/// A guest's new conversation as it will be stored, kept until `expires_at`.
+/// A guest's new conversation as it will be stored, kept until `expires_at`, with a new token
+/// salt; its `message_count` messages count towards today's quota.
 pub(super) fn new_conversation(
     guest_id: &str,
     now: DateTime<Utc>,
@@ -50,6 +52,9 @@ pub(super) fn new_conversation(
         expires_at: Some(expires_at),
         guest_id: guest_id.to_string(),
         main_conversation_id: None,
+        token_salt: Some(new_salt()),
+        day_started_at: (message_count > 0).then_some(now),
+        day_messages: message_count,
     }
 }
 
@@ -197,6 +202,10 @@ pub(super) async fn bump(
             conversation_cache::Column::ExpiresAt,
             moved_expiry(now, retention),
         );
+    let (day_messages, day_started_at) = counted_day(now);
+    update = update
+        .col_expr(conversation_cache::Column::DayMessages, day_messages)
+        .col_expr(conversation_cache::Column::DayStartedAt, day_started_at);
     if let Some(title) = title {
         update = update.col_expr(
             conversation_cache::Column::Title,
@@ -216,6 +225,27 @@ pub(super) async fn bump(
 }
 
 /// Undoes [`bump`]'s counter step (a retry or a refused write stores nothing).
+/// `(day_messages, day_started_at)` after one more message at `now`: counted in the open day
+/// window, or a new window from `now` ([`rules::day_is_open`], in SQL).
+pub(super) fn counted_day(now: DateTime<Utc>) -> (SimpleExpr, SimpleExpr) {
+    let started = || Expr::col(conversation_cache::Column::DayStartedAt);
+    let open = || {
+        started()
+            .is_not_null()
+            .and(started().gt(now - rules::QUOTA_DAY))
+    };
+    let messages = CaseStatement::new()
+        .case(
+            open(),
+            Expr::col(conversation_cache::Column::DayMessages).add(1),
+        )
+        .finally(Expr::value(1i64));
+    let start = CaseStatement::new()
+        .case(open(), started())
+        .finally(Expr::value(Some(now)));
+    (messages.into(), start.into())
+}
+
 pub(super) async fn unbump(
     txn: &DatabaseTransaction,
     conversation_id: Uuid,
@@ -224,6 +254,10 @@ pub(super) async fn unbump(
         .col_expr(
             conversation_cache::Column::MessageCount,
             Expr::col(conversation_cache::Column::MessageCount).sub(1),
+        )
+        .col_expr(
+            conversation_cache::Column::DayMessages,
+            Expr::col(conversation_cache::Column::DayMessages).sub(1),
         )
         .filter(conversation_cache::Column::Id.eq(conversation_id))
         .exec(txn)
@@ -282,7 +316,7 @@ pub(super) async fn claiming_write(
     txn: &DatabaseTransaction,
     guest_id: &str,
     msg: &NewMessage,
-) -> Result<Option<CachedMessage>, ServiceError> {
+) -> Result<Option<(CachedMessage, Option<String>)>, ServiceError> {
     let Some(key) = &msg.idempotency_key else {
         return Ok(None);
     };
@@ -303,7 +337,7 @@ pub(super) async fn claiming_write(
                 && m.role == msg.role
                 && m.content == msg.content
         })
-        .map(|m| to_cached(&m)))
+        .map(|m| (to_cached(&m), conversation.token_salt)))
 }
 
 /// Deletes the guest's ledger rows, messages, conversation and counters.
@@ -311,10 +345,13 @@ pub(super) async fn claiming_write(
 pub(super) async fn erase_in(
     txn: &DatabaseTransaction,
     guest_id: String,
+    holder: Uuid,
 ) -> Result<Write<Uuid>, ServiceError> {
     let conversation = find_conversation(txn, &guest_id)
         .await?
         .ok_or(ServiceError::GuestNotFound)?;
+    // Erased and re-claimed since the token was checked: not the token's conversation.
+    rules::check_write_access(Some(conversation.id), Some(holder))?;
     if let Some(conversation_id) = conversation.main_conversation_id {
         return Err(ServiceError::GuestMigrated { conversation_id });
     }

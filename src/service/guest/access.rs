@@ -1,0 +1,138 @@
+//! Who may use a guest id: its token must be the one issued for the guest's current
+//! conversation. A token is bound to the conversation's salt ([`GuestTokens`]), so erasing the
+//! guest ends it and a re-claimed id gets new ones. Each guest's key (conversation id, salt,
+//! migration) is kept in memory for a while so that a read served from the hot cache needs no SQL;
+//! a key found stale (the conversation changed under it) is read again, and every write checks
+//! the conversation id once more inside its transaction.
+
+use std::time::Duration;
+
+use entity::conversation_cache;
+use uuid::Uuid;
+
+use super::sql;
+use crate::{
+    service::{ServiceError, tokens::GuestTokens},
+    store::Store,
+};
+
+/// How long a guest's key is kept in memory before it is read again.
+const KEY_TTL: Duration = Duration::from_secs(600);
+const KEYS_CACHED: u64 = 100_000;
+
+/// What a token is checked against.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) struct GuestKey {
+    pub conversation_id: Uuid,
+    salt: Option<String>,
+    /// The account conversation this guest moved into, if migrated.
+    pub migrated_to: Option<Uuid>,
+}
+
+impl From<&conversation_cache::Model> for GuestKey {
+    fn from(row: &conversation_cache::Model) -> Self {
+        Self {
+            conversation_id: row.id,
+            salt: row.token_salt.clone(),
+            migrated_to: row.main_conversation_id,
+        }
+    }
+}
+
+/// Issues and checks guest tokens against each guest's current conversation.
+#[derive(Clone)]
+pub(super) struct Access {
+    tokens: GuestTokens,
+    store: Store,
+    keys: moka::sync::Cache<String, GuestKey>,
+}
+
+impl Access {
+    pub fn new(tokens: GuestTokens, store: Store) -> Self {
+        Self {
+            tokens,
+            store,
+            keys: moka::sync::Cache::builder()
+                .max_capacity(KEYS_CACHED)
+                .time_to_live(KEY_TTL)
+                .build(),
+        }
+    }
+
+    /// The token for the guest whose conversation has `salt`.
+    pub fn issue(&self, guest_id: &str, salt: Option<&str>) -> String {
+        self.tokens.issue(guest_id, salt)
+    }
+
+    /// True when `token` opens `row` (the guest's conversation as just read).
+    pub fn opens(&self, guest_id: &str, row: &conversation_cache::Model, token: &str) -> bool {
+        self.tokens
+            .verify(guest_id, row.token_salt.as_deref(), token)
+    }
+
+    /// Keeps the key of a conversation just read, claimed or created.
+    pub fn remember(&self, guest_id: &str, row: &conversation_cache::Model) {
+        self.keys.insert(guest_id.to_string(), GuestKey::from(row));
+    }
+
+    /// Keeps the key of a conversation a write just claimed.
+    pub fn remember_claim(&self, guest_id: &str, conversation_id: Uuid, salt: Option<String>) {
+        let key = GuestKey {
+            conversation_id,
+            salt,
+            migrated_to: None,
+        };
+        self.keys.insert(guest_id.to_string(), key);
+    }
+
+    /// Forgets the key of an erased or migrated guest.
+    pub fn forget(&self, guest_id: &str) {
+        self.keys.invalidate(guest_id);
+    }
+
+    /// The guest's key, read from SQL (and kept).
+    async fn load(&self, guest_id: &str) -> Result<Option<GuestKey>, ServiceError> {
+        self.store.check_available()?;
+        let row = sql::find_conversation(self.store.conn(), guest_id).await?;
+        Ok(row.map(|row| {
+            let key = GuestKey::from(&row);
+            self.keys.insert(guest_id.to_string(), key.clone());
+            key
+        }))
+    }
+
+    /// The guest's key when `token` opens it. No token: 404 `guest_not_found` for an id nobody
+    /// holds, else 401 `guest_token_required`. A token that opens nothing: 401
+    /// `guest_token_invalid`, or 404 when the guest is gone (erased, expired).
+    pub async fn check(
+        &self,
+        guest_id: &str,
+        token: Option<&str>,
+    ) -> Result<GuestKey, ServiceError> {
+        let Some(token) = token else {
+            let known = match self.keys.get(guest_id) {
+                Some(key) => Some(key),
+                None => self.load(guest_id).await?,
+            };
+            return Err(match known {
+                Some(_) => ServiceError::GuestTokenRequired,
+                None => ServiceError::GuestNotFound,
+            });
+        };
+        if !GuestTokens::well_formed(token) {
+            return Err(ServiceError::GuestTokenInvalid);
+        }
+        let opens = |key: &GuestKey| self.tokens.verify(guest_id, key.salt.as_deref(), token);
+        if let Some(key) = self.keys.get(guest_id)
+            && opens(&key)
+        {
+            return Ok(key);
+        }
+        // Not known here, or the key kept here does not fit: ask SQL before refusing.
+        match self.load(guest_id).await? {
+            Some(key) if opens(&key) => Ok(key),
+            Some(_) => Err(ServiceError::GuestTokenInvalid),
+            None => Err(ServiceError::GuestNotFound),
+        }
+    }
+}
