@@ -113,6 +113,8 @@ impl Server {
         cmd.env("GENESIS__DATA_DIR", dir.path())
             .env("GENESIS__SERVER__BIND", "127.0.0.1:0")
             .env("GENESIS__LIMITS__GUEST_SESSIONS_PER_IP_PER_HOUR", "0")
+            .env("GENESIS__LIMITS__GUEST_MESSAGES_PER_DAY", "0")
+            .env("GENESIS__LIMITS__GUEST_MAX_MESSAGES", "0")
             .env("GENESIS__LIMITS__LOGIN_ATTEMPTS_PER_IP_PER_HOUR", "0")
             .env("GENESIS__LIMITS__SIGNUPS_PER_IP_PER_HOUR", "0")
             .env("GENESIS__DATABASE__MAX_CONNECTIONS", "16")

@@ -69,6 +69,35 @@ fn parse_hop(text: &str) -> Option<IpAddr> {
 }
 
 #[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #[test]
+        fn forwarding_headers_never_move_an_untrusted_peer(
+            peer in any::<std::net::Ipv4Addr>(),
+            forwarded in proptest::option::of(any::<String>()),
+            xff in proptest::option::of(any::<String>()),
+        ) {
+            let trusted = [Cidr::parse("10.0.0.0/8").expect("cidr")];
+            let peer = IpAddr::V4(peer);
+            let client = resolve(peer, forwarded.as_deref(), xff.as_deref(), &trusted);
+            if !trusted[0].contains(peer) {
+                prop_assert_eq!(client, peer);
+            }
+        }
+
+        #[test]
+        fn any_hop_text_is_read_without_a_panic(text in any::<String>()) {
+            let _ = parse_hop(&text);
+            let _ = forwarded_for(&text);
+        }
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

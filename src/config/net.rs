@@ -49,6 +49,28 @@ impl Cidr {
 }
 
 #[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #[test]
+        fn any_range_text_is_read_without_a_panic(text in any::<String>()) {
+            let _ = Cidr::parse(&text);
+        }
+
+        #[test]
+        fn a_range_holds_its_own_address(ip in any::<std::net::IpAddr>(), prefix in 0u8..=128) {
+            let max = if ip.is_ipv4() { 32 } else { 128 };
+            let text = format!("{ip}/{}", prefix.min(max));
+            let cidr = Cidr::parse(&text).expect("a valid range");
+            prop_assert!(cidr.contains(ip) || ip.to_string().starts_with("::ffff:"));
+        }
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

@@ -135,6 +135,43 @@ fn unhex(text: &str) -> Option<Vec<u8>> {
 }
 
 #[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #[test]
+        fn any_token_text_is_checked_without_a_panic(id in ".{0,64}", token in any::<String>()) {
+            let tokens = GuestTokens::new(b"0123456789abcdef0123456789abcdef");
+            let salt = new_salt();
+            let _ = GuestTokens::well_formed(&token);
+            prop_assert!(!tokens.verify(&id, Some(&salt), &token) || token.trim().len() == 64);
+            let _ = unhex(&token);
+        }
+
+        #[test]
+        fn issued_tokens_verify_for_their_guest_and_salt_only(
+            id in "[A-Za-z0-9_-]{1,128}",
+            other in "[A-Za-z0-9_-]{1,128}",
+        ) {
+            let tokens = GuestTokens::new(b"0123456789abcdef0123456789abcdef");
+            let salt = new_salt();
+            let token = tokens.issue(&id, Some(&salt));
+            prop_assert!(GuestTokens::well_formed(&token));
+            prop_assert!(tokens.verify(&id, Some(&salt), &token));
+            prop_assert_eq!(tokens.verify(&other, Some(&salt), &token), other == id);
+            prop_assert!(!tokens.verify(&id, Some(&new_salt()), &token));
+        }
+
+        #[test]
+        fn hex_round_trips_any_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..64)) {
+            prop_assert_eq!(unhex(&hex(&bytes)), Some(bytes));
+        }
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

@@ -133,13 +133,16 @@ pub fn count_message(
         _ => (now, 0),
     };
     if limits.messages_per_day > 0 && in_day >= i64::from(limits.messages_per_day) {
-        let wait = (start + QUOTA_DAY - now).num_milliseconds().max(0);
+        let wait = QUOTA_DAY - (now - start);
+        let wait = wait
+            .num_milliseconds()
+            .clamp(0, QUOTA_DAY.num_milliseconds());
         return Err(ServiceError::GuestQuotaExceeded {
             limit: limits.messages_per_day,
             retry_after_secs: (wait as u64).div_ceil(1000).max(1),
         });
     }
-    Ok((start, in_day + 1))
+    Ok((start, in_day.saturating_add(1)))
 }
 
 /// When a guest written to (or read) at `now` expires.
@@ -271,6 +274,64 @@ stored_message!(entity::message_cache::Model);
 stored_message!(entity::messages::Model);
 
 #[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #[test]
+        fn a_guest_id_is_accepted_exactly_when_it_matches_the_pattern(id in ".{0,140}") {
+            let expected = (1..=128).contains(&id.len())
+                && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+            prop_assert_eq!(validate_guest_id(&id).is_ok(), expected);
+        }
+
+        #[test]
+        fn any_message_is_judged_without_a_panic(
+            role in "[a-z]{0,10}",
+            content in any::<String>(),
+            content_type in proptest::option::of("[a-z]{0,9}"),
+            key in proptest::option::of(any::<String>()),
+            tokens in proptest::option::of(any::<i32>()),
+        ) {
+            let msg = NewMessage {
+                role,
+                content,
+                timestamp: None,
+                tokens,
+                content_type,
+                idempotency_key: key,
+            };
+            let _ = validate_message(&msg, 64);
+            let _ = retry_key(&msg);
+            let _ = first_title(&msg);
+        }
+
+        #[test]
+        fn the_quota_rule_never_panics_and_never_waits_past_a_day(
+            per_day in any::<u32>(),
+            max in any::<u32>(),
+            count in any::<i64>(),
+            in_day in any::<i64>(),
+            offset_secs in -400_000_000_000i64..400_000_000_000i64,
+        ) {
+            let now = crate::service::clock::now();
+            let start = DateTime::<Utc>::from_timestamp(now.timestamp() + offset_secs / 1000, 0);
+            let limits = GuestLimits { messages_per_day: per_day, max_messages: max };
+            match count_message(limits, count, (start, in_day), now) {
+                Ok((_, after)) => prop_assert!(after >= 1 || in_day < 0),
+                Err(ServiceError::GuestQuotaExceeded { retry_after_secs, .. }) => {
+                    prop_assert!((1..=86_400).contains(&retry_after_secs));
+                }
+                Err(ServiceError::GuestHistoryFull { .. }) => prop_assert!(max > 0),
+                Err(other) => prop_assert!(false, "unexpected {other:?}"),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
@@ -356,6 +417,16 @@ mod tests {
         ));
         let unlimited = GuestLimits::default();
         assert!(count_message(unlimited, 1 << 40, (Some(start), 1 << 40), now).is_ok());
+        // Found by the property test's inputs: counters at their bounds and windows at the ends
+        // of time neither overflow nor wait longer than a day.
+        assert!(count_message(unlimited, i64::MAX, (Some(start), i64::MAX), now).is_ok());
+        let far = DateTime::<Utc>::MAX_UTC;
+        match count_message(limits, 0, (Some(far), 3), now) {
+            Err(ServiceError::GuestQuotaExceeded {
+                retry_after_secs, ..
+            }) => assert_eq!(retry_after_secs, 86_400),
+            other => panic!("expected the quota, got {other:?}"),
+        }
     }
 
     #[test]
