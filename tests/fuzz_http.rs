@@ -179,10 +179,12 @@ async fn no_input_makes_the_api_fail_or_answer_outside_the_envelope() {
             failure_persistence: None,
             ..ProptestConfig::default()
         });
-        runner.run(&request(), |req| {
-            handle.block_on(check(&runner_app, req));
-            Ok(())
-        })
+        runner
+            .run(&request(), |req| {
+                handle.block_on(check(&runner_app, req));
+                Ok(())
+            })
+            .map_err(|failure| failure.to_string())
     })
     .await
     .expect("runner");

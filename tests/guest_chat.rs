@@ -1010,19 +1010,25 @@ async fn a_lost_claim_answer_is_recovered_with_the_same_idempotency_key() {
 #[tokio::test]
 async fn an_id_nobody_claimed_is_not_found_not_claimed() {
     let app = spawn_app().await;
-    for method in [Method::GET, Method::DELETE] {
-        let resp = app
-            .request(
-                method.clone(),
-                "/v1/guest/chat/never-claimed-id",
-                None,
-                None,
-            )
-            .await;
-        assert_eq!(resp.status(), StatusCode::NOT_FOUND, "{method}");
-        let body: Value = resp.json().await.expect("json");
-        assert_error(&body, "guest_not_found");
-    }
+    let resp = app
+        .request(Method::GET, "/v1/guest/chat/never-claimed-id", None, None)
+        .await;
+    assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+    let body: Value = resp.json().await.expect("json");
+    assert_error(&body, "guest_not_found");
+    // Erasing always needs the token, whether or not the id is held.
+    let resp = app
+        .request(
+            Method::DELETE,
+            "/v1/guest/chat/never-claimed-id",
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+    let body: Value = resp.json().await.expect("json");
+    let message = assert_error(&body, "guest_token_required");
+    assert!(message.contains("erasing"), "{message}");
     let (guest, _) = app.new_guest().await;
     let resp = app
         .request(Method::GET, &format!("/v1/guest/chat/{guest}"), None, None)

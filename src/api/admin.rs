@@ -81,7 +81,8 @@ pub struct GuestLayersView {
     pub embeddings: u64,
     /// The guest's usage row, when flushed.
     pub usage: Option<UsageView>,
-    /// The latest audit record of a migration of this guest.
+    /// The latest audit record of a migration of this guest (absent when it never migrated).
+    #[oai(skip_serializing_if_is_none)]
     pub migration: Option<MigrationRecord>,
 }
 

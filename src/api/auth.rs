@@ -223,8 +223,8 @@ async fn guest_of(
             Ok(Some((id.clone(), token.unwrap_or_default())))
         }
         (None, Some(_)) => Err(ServiceError::invalid(
-            ErrorCode::GuestIdRequired,
-            "guest_token needs guest_id",
+            ErrorCode::GuestTokenInvalid,
+            "a guest token needs the guest_id it belongs to",
         )),
     }
 }

@@ -80,6 +80,18 @@ async fn answer<E: Endpoint>(
         return ("unmatched", response);
     }
     rewrite_seed_path(&mut req);
+    if req
+        .headers()
+        .get("idempotency-key")
+        .is_some_and(|key| key.to_str().is_err())
+    {
+        // Bytes that are not ASCII would otherwise read as "no key": the retry would be stored.
+        let response = error_response(
+            ErrorCode::InvalidIdempotencyKey,
+            "Idempotency-Key must be 1-255 visible ASCII characters",
+        );
+        return ("unmatched", response);
+    }
     let matched = allowed.find(req.uri().path());
     let route = matched.map_or_else(|| other_route(req.uri().path()), |r| r.name);
     let mut response = match limit_body(&mut req, limit).await {

@@ -10,7 +10,7 @@ use super::{
     ApiTags,
     error::{ApiResult, statuses},
     security::GuestOrUser,
-    types::{Content, ContentType, GuestId, Role, StrictString, Timestamp},
+    types::{Content, ContentType, GuestId, Role, SearchText, Timestamp},
 };
 use crate::{
     service::{
@@ -60,6 +60,7 @@ pub struct LookupRequest {
     pub prompt: Content,
     /// The similarity an earlier prompt needs, in (0, 1] (default `embeddings.cache_threshold`,
     /// 0.92).
+    #[oai(validator(minimum(value = "0", exclusive), maximum(value = "1")))]
     pub threshold: Option<f64>,
     /// Only this conversation's earlier prompts.
     pub conversation_id: Option<Uuid>,
@@ -127,7 +128,7 @@ async fn owner(
         }
         None if caller.bearer.is_none() && caller.guest_token.is_some() => {
             Err(ServiceError::invalid(
-                ErrorCode::GuestIdRequired,
+                ErrorCode::GuestTokenInvalid,
                 "a guest token needs the guest_id it belongs to",
             ))
         }
@@ -154,8 +155,8 @@ impl SearchApi {
         &self,
         state: Data<&AppState>,
         caller: GuestOrUser,
-        /// What to look for (1 to 1000 characters).
-        q: Query<StrictString>,
+        /// What to look for (1 to 1000 characters, not only whitespace).
+        q: Query<SearchText>,
         /// `semantic` (default) or `text`.
         mode: Query<Option<SearchMode>>,
         /// How many results, 1-100 (default 10).

@@ -138,6 +138,17 @@ strict_string!(
     }
 );
 
+strict_string!(
+    /// Search text: 1 to 1000 characters, not only whitespace. The search service checks it (422
+    /// `invalid_query`).
+    SearchText,
+    |schema| {
+        schema.min_length = Some(1);
+        schema.max_length = Some(crate::service::search::MAX_QUERY_CHARS);
+        schema.pattern = Some(r"\S".into());
+    }
+);
+
 /// At least one character that is not whitespace, and no U+0000 anywhere.
 const CONTENT_PATTERN: &str = r"^[^\u0000]*[^\s\u0000][^\u0000]*$";
 

@@ -182,13 +182,13 @@ impl SearchService {
         conversation: Option<Uuid>,
     ) -> Result<Vec<Scored>, ServiceError> {
         let embedder = self.embeddings.embedder()?;
-        let q = q.trim();
-        if q.is_empty() || q.chars().count() > MAX_QUERY_CHARS {
+        if q.trim().is_empty() || q.chars().count() > MAX_QUERY_CHARS {
             return Err(ServiceError::invalid(
                 ErrorCode::InvalidQuery,
                 format!("q must be 1 to {MAX_QUERY_CHARS} characters"),
             ));
         }
+        let q = q.trim();
         let backend = self.store.backend();
         let ranked: Vec<(Uuid, f64)> = match mode {
             Mode::Semantic => {

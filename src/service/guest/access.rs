@@ -102,8 +102,9 @@ impl Access {
     }
 
     /// The guest's key when `token` opens it. No token: 404 `guest_not_found` for an id nobody
-    /// holds, else 401 `guest_token_required`. A token that opens nothing: 401
-    /// `guest_token_invalid`, or 404 when the guest is gone (erased, expired).
+    /// holds, else 401 `guest_token_required`. A token whose guest is gone (erased, expired):
+    /// 404 `guest_not_found`; one that does not open the guest there is: 401
+    /// `guest_token_invalid`.
     pub async fn check(
         &self,
         guest_id: &str,

@@ -21,7 +21,7 @@ use tracing::{instrument, warn};
 use uuid::Uuid;
 
 use super::{
-    ServiceError,
+    ErrorCode, ServiceError,
     cache_metrics::{CacheMetrics, Layer, Op, Outcome},
     clock::{now, stored_precision},
     embeddings::{self, Embeddings, Text},
@@ -530,6 +530,13 @@ impl GuestService {
     #[instrument(skip_all, fields(guest_id = %guest_id))]
     pub async fn erase(&self, guest_id: &str, token: Option<&str>) -> Result<(), ServiceError> {
         rules::validate_guest_id(guest_id)?;
+        if token.is_none() {
+            // Whether or not the id is held: nothing is erased without its token.
+            return Err(ServiceError::invalid(
+                ErrorCode::GuestTokenRequired,
+                "erasing a guest needs its guest token (Authorization: Bearer or X-Guest-Token)",
+            ));
+        }
         let key = self.access.check(guest_id, token).await;
         let holder = key.inspect_err(|e| self.note(e))?.conversation_id;
         let id = guest_id.to_string();

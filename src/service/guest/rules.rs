@@ -86,8 +86,8 @@ pub fn validate_message(msg: &NewMessage, max_message_bytes: usize) -> Result<()
 /// Who may write to a guest id: anyone while nobody holds it (the write claims it), only the
 /// holder of its token once it is held. `held`: the id's conversation, if it has one; `holder`:
 /// the conversation the request's token was verified for. A token outlives nothing: once its
-/// conversation is erased or expired it is refused (404), and a re-claimed id's new conversation
-/// is not the old token's (401).
+/// conversation is erased or expired there is nothing to write to (404 — the write does not
+/// bring the id back), and a re-claimed id's new conversation is not the old token's (401).
 pub fn check_write_access(held: Option<Uuid>, holder: Option<Uuid>) -> Result<(), ServiceError> {
     match (held, holder) {
         (None, None) => Ok(()),
