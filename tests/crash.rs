@@ -214,7 +214,7 @@ async fn three_sigkills_under_load_lose_no_acknowledged_write() {
         .all(&db)
         .await
         .expect("conversation_cache");
-    let acked = load.acked.lock().expect("acked");
+    let acked = std::mem::take(&mut *load.acked.lock().expect("acked"));
 
     // Every acknowledged write, exactly once: a guest message in the guest's conversation (and,
     // once migrated, once in the account too: checked below), an account message in its own.
@@ -316,7 +316,6 @@ async fn three_sigkills_under_load_lose_no_acknowledged_write() {
             "acknowledged migration of {guest} absent"
         );
     }
-    drop(acked);
     let out = app.cli(&["verify"]).await;
     assert!(
         out.status.success(),
