@@ -207,10 +207,10 @@ async fn an_erased_guests_token_is_dead_and_a_reclaimed_id_gets_a_new_one() {
         .await;
     assert_eq!(status, StatusCode::CREATED);
     let old = body["guest_token"].as_str().expect("token").to_string();
-    let resp = app
-        .request(Method::DELETE, "/v1/guest/chat/reused-id", Some(&old), None)
-        .await;
-    assert_eq!(resp.status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        app.erase("reused-id", Some(&old)).await,
+        StatusCode::NO_CONTENT
+    );
     // Gone with its guest: no read, and no write that would bring the id back under it.
     let (status, body) = app.history("reused-id", &old).await;
     assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
@@ -236,10 +236,10 @@ async fn an_erased_guests_token_is_dead_and_a_reclaimed_id_gets_a_new_one() {
         .post_message("reused-id", Some(&old), msg("let me in"))
         .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
-    let resp = app
-        .request(Method::DELETE, "/v1/guest/chat/reused-id", Some(&old), None)
-        .await;
-    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        app.erase("reused-id", Some(&old)).await,
+        StatusCode::UNAUTHORIZED
+    );
     let (_, history) = app.history("reused-id", &new).await;
     assert_eq!(
         history["messages"][0]["content"], "second owner's secret",
@@ -252,15 +252,10 @@ async fn a_session_token_ends_with_its_guest() {
     let app = spawn_app().await;
     let (guest, token) = app.new_guest().await;
     app.say(&guest, &token, "user", "hi").await;
-    let resp = app
-        .request(
-            Method::DELETE,
-            &format!("/v1/guest/chat/{guest}"),
-            Some(&token),
-            None,
-        )
-        .await;
-    assert_eq!(resp.status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        app.erase(&guest, Some(&token)).await,
+        StatusCode::NO_CONTENT
+    );
     let (status, _) = app.history(&guest, &token).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     let (status, _) = app.post_message(&guest, Some(&token), msg("hi")).await;

@@ -70,7 +70,7 @@ async fn search_text_and_thresholds_outside_the_spec_are_refused() {
     let app = spawn_app().await;
     let (user, access) = app.signup("finder@example.com").await;
     assert!(!user.is_empty());
-    for query in ["", "%20%20"] {
+    for query in ["", "%20%20", "a%00b"] {
         let (status, body) = app
             .authed(Method::GET, &format!("/v1/search?q={query}"), &access, None)
             .await;
@@ -91,6 +91,47 @@ async fn search_text_and_thresholds_outside_the_spec_are_refused() {
             "{threshold}: {answer}"
         );
     }
+}
+
+/// PostgreSQL cannot store U+0000: found as a 500 on `POST /v1/conversations`.
+#[tokio::test]
+async fn text_holding_u0000_is_refused_before_the_database() {
+    let app = spawn_app().await;
+    let (_, access) = app.signup("nul@example.com").await;
+    for field in [
+        "title",
+        "description",
+        "agent_type",
+        "model_used",
+        "system_prompt",
+    ] {
+        let body = json!({ field: "a\u{0}b" });
+        let (status, answer) = app
+            .authed(Method::POST, "/v1/conversations", &access, Some(&body))
+            .await;
+        assert_eq!(
+            status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{field}: {answer}"
+        );
+    }
+    let body = json!({"tags": ["ok", "n\u{0}l"]});
+    let (status, _) = app
+        .authed(Method::POST, "/v1/conversations", &access, Some(&body))
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    let (status, conversation) = app
+        .authed(Method::POST, "/v1/conversations", &access, Some(&json!({})))
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let path = format!(
+        "/v1/conversations/{}/messages",
+        conversation["id"].as_str().expect("id")
+    );
+    let body = json!({"role": "assistant", "content": "hi", "model_used": "m\u{0}"});
+    let (status, _) = app.authed(Method::POST, &path, &access, Some(&body)).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(app.count("SELECT COUNT(*) FROM conversations").await, 1);
 }
 
 #[tokio::test]

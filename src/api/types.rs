@@ -83,10 +83,15 @@ macro_rules! strict_string {
 }
 
 strict_string!(
-    /// Any JSON string.
+    /// Any JSON string without U+0000 (which PostgreSQL cannot store; the services check it).
     StrictString,
-    |schema| {}
+    |schema| {
+        schema.pattern = Some(NO_NUL_PATTERN.into());
+    }
 );
+
+/// Any text without U+0000.
+const NO_NUL_PATTERN: &str = r"^[^\u0000]*$";
 
 strict_string!(
     /// Message text: not empty or only whitespace, no U+0000. Its size limit is in bytes
@@ -139,13 +144,13 @@ strict_string!(
 );
 
 strict_string!(
-    /// Search text: 1 to 1000 characters, not only whitespace. The search service checks it (422
-    /// `invalid_query`).
+    /// Search text: 1 to 1000 characters, not only whitespace, no U+0000. The search service
+    /// checks it (422 `invalid_query`).
     SearchText,
     |schema| {
         schema.min_length = Some(1);
         schema.max_length = Some(crate::service::search::MAX_QUERY_CHARS);
-        schema.pattern = Some(r"\S".into());
+        schema.pattern = Some(CONTENT_PATTERN.into());
     }
 );
 

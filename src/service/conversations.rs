@@ -86,6 +86,19 @@ impl ConversationService {
                 "temperature must be between 0 and 2",
             ));
         }
+        let texts = [
+            ("title", &new.title),
+            ("description", &new.description),
+            ("agent_type", &new.agent_type),
+            ("model_used", &new.model_used),
+            ("system_prompt", &new.system_prompt),
+        ];
+        for (field, value) in texts {
+            rules::validate_text(field, value.as_deref().unwrap_or_default())?;
+        }
+        for tag in &new.tags {
+            rules::validate_text("tags", tag)?;
+        }
         if new.max_tokens.is_some_and(|t| t <= 0) {
             return Err(ServiceError::invalid(
                 ErrorCode::InvalidMaxTokens,
@@ -199,6 +212,7 @@ impl ConversationService {
         mut msg: NewAccountMessage,
     ) -> Result<(messages::Model, bool), ServiceError> {
         rules::validate_message(&msg.message, self.max_message_bytes)?;
+        rules::validate_text("model_used", msg.model_used.as_deref().unwrap_or_default())?;
         msg.message.timestamp = msg.message.timestamp.map(stored_precision);
         let mut attempt = 0;
         loop {

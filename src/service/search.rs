@@ -182,10 +182,10 @@ impl SearchService {
         conversation: Option<Uuid>,
     ) -> Result<Vec<Scored>, ServiceError> {
         let embedder = self.embeddings.embedder()?;
-        if q.trim().is_empty() || q.chars().count() > MAX_QUERY_CHARS {
+        if q.trim().is_empty() || q.chars().count() > MAX_QUERY_CHARS || q.contains('\0') {
             return Err(ServiceError::invalid(
                 ErrorCode::InvalidQuery,
-                format!("q must be 1 to {MAX_QUERY_CHARS} characters"),
+                format!("q must be 1 to {MAX_QUERY_CHARS} characters, without U+0000"),
             ));
         }
         let q = q.trim();

@@ -266,6 +266,14 @@ impl TestApp {
         body
     }
 
+    /// `DELETE /v1/guest/chat/{guest_id}` with `token`: the status.
+    pub async fn erase(&self, guest_id: &str, token: Option<&str>) -> StatusCode {
+        let path = format!("/v1/guest/chat/{guest_id}");
+        self.request(Method::DELETE, &path, token, None)
+            .await
+            .status()
+    }
+
     /// The guest's whole history: every page, followed by `next_cursor`, the messages of all of
     /// them in one `messages` array (the other fields from the first page).
     pub async fn history(&self, guest_id: &str, token: &str) -> (StatusCode, Value) {

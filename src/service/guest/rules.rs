@@ -31,6 +31,18 @@ pub fn validate_guest_id(guest_id: &str) -> Result<(), ServiceError> {
     }
 }
 
+/// Text stored beside messages (titles, descriptions, model names, tags): any string but one
+/// holding U+0000, which PostgreSQL cannot store. `field` names it in the answer (422).
+pub fn validate_text(field: &str, value: &str) -> Result<(), ServiceError> {
+    if value.contains('\0') {
+        return Err(ServiceError::invalid(
+            ErrorCode::Unprocessable,
+            format!("{field} must not contain U+0000"),
+        ));
+    }
+    Ok(())
+}
+
 /// The rules every stored message follows, guest or account.
 pub fn validate_message(msg: &NewMessage, max_message_bytes: usize) -> Result<(), ServiceError> {
     if !ROLES.contains(&msg.role.as_str()) {
