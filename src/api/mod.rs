@@ -8,6 +8,7 @@ pub mod client_ip;
 pub mod conversations;
 mod envelope;
 pub mod error;
+pub mod export;
 pub mod guest;
 pub mod health;
 pub mod metrics;
@@ -44,6 +45,7 @@ pub type Apis = (
     migration::MigrationApi,
     auth::AuthApi,
     conversations::ConversationsApi,
+    export::ExportApi,
     search::SearchApi,
     admin::AdminApi,
 );
@@ -57,6 +59,7 @@ pub fn openapi_service() -> OpenApiService<Apis, ()> {
             migration::MigrationApi,
             auth::AuthApi,
             conversations::ConversationsApi,
+            export::ExportApi,
             search::SearchApi,
             admin::AdminApi,
         ),

@@ -10,6 +10,7 @@ pub mod conversations;
 pub mod digest;
 pub mod embeddings;
 mod error;
+pub mod export;
 pub mod guest;
 mod hashing;
 pub mod inspect;
