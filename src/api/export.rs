@@ -4,7 +4,7 @@
 use futures_util::TryStreamExt;
 use poem::{Body, web::Data};
 use poem_openapi::{
-    ApiResponse, Enum, OpenApi,
+    ApiResponse, Enum, OpenApi, ResponseContent,
     param::{Path, Query},
     payload::Payload,
     registry::{MetaSchema, MetaSchemaRef, Registry},
@@ -28,7 +28,7 @@ use crate::{
 
 statuses! {
     /// Exporting one conversation.
-    ExportOneErrors: 401, 404, 422, 500, 503;
+    ExportOneErrors: 400, 401, 404, 422, 500, 503;
     /// Exporting everything.
     ExportAllErrors: 401, 500, 503;
 }
@@ -89,21 +89,23 @@ impl<T: Send> poem::IntoResponse for JsonStream<T> {
     }
 }
 
+/// One conversation, in the format asked for.
+#[derive(ResponseContent)]
+pub enum ExportedContent {
+    /// A `genesis.export` document holding the conversation.
+    Json(JsonBytes<ExportDocument>),
+    /// The conversation as Markdown.
+    Markdown(Markdown),
+}
+
 #[derive(ApiResponse)]
 pub enum ExportOneResponse {
-    /// The conversation as a `genesis.export` document.
+    /// The conversation as a `genesis.export` document (`format=json`) or as Markdown
+    /// (`format=markdown`).
     #[oai(status = 200)]
-    Json(
-        JsonBytes<ExportDocument>,
-        /// `attachment; filename="conversation-<id>.json"`
-        #[oai(header = "Content-Disposition")]
-        String,
-    ),
-    /// The conversation as Markdown.
-    #[oai(status = 200)]
-    Markdown(
-        Markdown,
-        /// `attachment; filename="conversation-<id>.md"`
+    Ok(
+        ExportedContent,
+        /// `attachment; filename="conversation-<id>.json"` (or `.md`)
         #[oai(header = "Content-Disposition")]
         String,
     ),
@@ -149,10 +151,13 @@ impl ExportApi {
                 let doc = export::document(vec![conversation]);
                 let body = JsonBytes::new(&doc)
                     .map_err(|e| ServiceError::Internal(format!("serialize export: {e}")))?;
-                ExportOneResponse::Json(body, attachment(&format!("conversation-{}.json", id.0)))
+                ExportOneResponse::Ok(
+                    ExportedContent::Json(body),
+                    attachment(&format!("conversation-{}.json", id.0)),
+                )
             }
-            ExportFormat::Markdown => ExportOneResponse::Markdown(
-                Markdown(export::markdown(&conversation)),
+            ExportFormat::Markdown => ExportOneResponse::Ok(
+                ExportedContent::Markdown(Markdown(export::markdown(&conversation))),
                 attachment(&format!("conversation-{}.md", id.0)),
             ),
         })
