@@ -21,6 +21,7 @@ use crate::{
         cache_metrics::CacheMetrics,
         conversations::ConversationService,
         embeddings::Embeddings,
+        erasure::ErasureService,
         guest::{GuestLifetimes, GuestLimits, GuestService},
         inspect::InspectService,
         limits::RateLimiter,
@@ -200,6 +201,7 @@ pub async fn build_state(settings: Settings, role: Role) -> Result<AppState, Sta
         settings.limits.max_message_bytes,
     );
     let admin = AdminService::new(store.clone());
+    let erasure = ErasureService::new(store.clone(), hot.clone(), guests.clone(), usage.clone());
     let retention = RetentionService::new(
         store.clone(),
         hot.clone(),
@@ -235,6 +237,7 @@ pub async fn build_state(settings: Settings, role: Role) -> Result<AppState, Sta
         auth,
         migrations,
         conversations,
+        erasure,
         admin,
         retention,
         inspect,

@@ -9,7 +9,7 @@ use super::{
     ApiTags,
     error::{ApiResult, ErrorDetail, statuses},
     migration::MigrationResult,
-    security::UserBearer,
+    security::{UserBearer, bearer_token},
     types::{Email, GuestId, Password, StrictString, Timestamp},
 };
 use crate::{
@@ -24,6 +24,8 @@ statuses! {
     LoginErrors: 400, 401, 404, 409, 413, 415, 422, 429, 500, 503;
     /// Reading the signed-in user.
     MeErrors: 401, 500, 503;
+    /// Erasing the signed-in user.
+    EraseMeErrors: 400, 401, 403, 413, 415, 422, 500, 503;
 }
 
 /// E-mail and password, optionally with a guest whose conversation moves into the account.
@@ -207,6 +209,44 @@ impl AuthApi {
             },
         }))
     }
+
+    /// Erase your account and everything in it
+    ///
+    /// Deletes the account, its conversations and messages, the guests it migrated (their cache
+    /// and ledger rows), vectors and search text nothing else uses, its usage rows and hot-cache
+    /// keys. The migration audit rows stay, with the user and guest ids replaced by their
+    /// SHA-256. Needs the password (401 if wrong), or for an outside-provider account a token
+    /// issued in the last 5 minutes (403 otherwise). Afterwards the account's tokens are refused
+    /// and login fails.
+    #[oai(path = "/v1/users/me", method = "delete", operation_id = "erase_me")]
+    async fn erase_me(
+        &self,
+        state: Data<&AppState>,
+        req: &Request,
+        user: UserBearer,
+        body: Json<EraseMe>,
+    ) -> ApiResult<ErasedResponse, EraseMeErrors> {
+        let token = bearer_token(req).unwrap_or_default();
+        let password = body.0.password.as_ref().map(|p| p.0.as_str());
+        state.auth.confirm_owner(&user.0, password, token).await?;
+        state.erasure.erase_user(user.0.id).await?;
+        Ok(ErasedResponse::Erased)
+    }
+}
+
+/// Proof that it is the account's owner asking.
+#[derive(Debug, Object)]
+pub struct EraseMe {
+    /// The account's password (accounts from an outside identity provider have none: they send
+    /// `{}` with a token issued in the last 5 minutes).
+    pub password: Option<StrictString>,
+}
+
+#[derive(Debug, ApiResponse)]
+pub enum ErasedResponse {
+    /// The account and everything it owned are gone; its tokens no longer work.
+    #[oai(status = 204)]
+    Erased,
 }
 
 /// The guest named in the body, with its token checked before anything is created.

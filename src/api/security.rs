@@ -62,7 +62,7 @@ fn bearer(description: &'static str, format: Option<&'static str>) -> MetaSecuri
 }
 
 /// The token of an `Authorization: Bearer <token>` header.
-fn bearer_token(req: &Request) -> Option<&str> {
+pub fn bearer_token(req: &Request) -> Option<&str> {
     let value = req.header("authorization")?;
     let (scheme, token) = value.split_once(' ')?;
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())

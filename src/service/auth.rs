@@ -58,6 +58,15 @@ struct SubjectClaims {
     sub: String,
 }
 
+/// When a token was issued (already verified by [`AuthService::authenticate`]).
+#[derive(Deserialize)]
+struct IssuedAt {
+    iat: Option<i64>,
+}
+
+/// How recent a sign-in must be for an outside-provider user to confirm an erasure.
+const RECENT_SIGN_IN_SECS: i64 = 300;
+
 struct External {
     algorithm: Algorithm,
     key: DecodingKey,
@@ -250,6 +259,45 @@ impl AuthService {
             access_token,
             expires_at,
         })
+    }
+
+    /// Proves the caller is the account's owner before something that cannot be undone: the
+    /// password of an account that has one (wrong → 401); for an outside-provider account, a
+    /// `token` issued in the last five minutes (older → 403: sign in again).
+    pub async fn confirm_owner(
+        &self,
+        user: &users::Model,
+        password: Option<&str>,
+        token: &str,
+    ) -> Result<(), ServiceError> {
+        match &user.password_hash {
+            Some(hash) => {
+                let password = password.ok_or_else(|| {
+                    ServiceError::invalid(
+                        ErrorCode::Unprocessable,
+                        "password is required to confirm it is you",
+                    )
+                })?;
+                if verify_password(password.to_string(), hash.clone()).await? {
+                    Ok(())
+                } else {
+                    Err(ServiceError::BadCredentials)
+                }
+            }
+            None => {
+                let issued = jsonwebtoken::dangerous::insecure_decode_claims::<IssuedAt>(token)
+                    .ok()
+                    .and_then(|c| c.iat);
+                let now = Utc::now().timestamp();
+                match issued {
+                    Some(at) if now - at <= RECENT_SIGN_IN_SECS && at <= now + 60 => Ok(()),
+                    _ => Err(ServiceError::invalid(
+                        ErrorCode::Forbidden,
+                        "sign in again: this needs a token issued in the last 5 minutes",
+                    )),
+                }
+            }
+        }
     }
 
     /// The user a bearer token belongs to. Missing → `AuthRequired`; anything wrong → `TokenInvalid`.

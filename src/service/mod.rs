@@ -9,6 +9,7 @@ pub mod clock;
 pub mod conversations;
 pub mod digest;
 pub mod embeddings;
+pub mod erasure;
 mod error;
 pub mod export;
 pub mod guest;
