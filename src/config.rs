@@ -131,6 +131,7 @@ pub struct AdminSettings {
 pub struct AuthSettings {
     pub secret: Secret,
     pub token_ttl_secs: u64,
+    pub refresh_ttl_secs: u64,
     pub audience: String,
     pub external_algorithm: String,
     pub external_secret: Secret,

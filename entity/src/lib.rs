@@ -1,6 +1,7 @@
 //! sea-orm entities for every Genesis table: the main database (`users`, `conversations`,
 //! `messages`, `usage_metrics`) and the L2 cache tables (`conversation_cache`, `message_cache`,
-//! `cache_embeddings`, `cache_content_mapping`, `cache_metrics`, `cache_migrations`).
+//! `cache_embeddings`, `cache_content_mapping`, `cache_metrics`, `cache_migrations`), and the
+//! sign-in sessions (`refresh_tokens`).
 
 pub mod cache_content_mapping;
 pub mod cache_embeddings;
@@ -10,5 +11,6 @@ pub mod conversation_cache;
 pub mod conversations;
 pub mod message_cache;
 pub mod messages;
+pub mod refresh_tokens;
 pub mod usage_metrics;
 pub mod users;

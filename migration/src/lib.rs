@@ -15,6 +15,7 @@ mod m20261122_000010_create_cache_migrations;
 mod m20261122_000011_lean_message_cache_indexes;
 mod m20261130_000012_create_search_text;
 mod m20261130_000013_guest_token_salt_and_quota;
+mod m20261130_000014_create_refresh_tokens;
 
 pub struct Migrator;
 
@@ -35,6 +36,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000011_lean_message_cache_indexes::Migration),
             Box::new(m20261130_000012_create_search_text::Migration),
             Box::new(m20261130_000013_guest_token_salt_and_quota::Migration),
+            Box::new(m20261130_000014_create_refresh_tokens::Migration),
         ]
     }
 }

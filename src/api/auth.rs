@@ -24,6 +24,12 @@ statuses! {
     LoginErrors: 400, 401, 404, 409, 413, 415, 422, 429, 500, 503;
     /// Reading the signed-in user.
     MeErrors: 401, 500, 503;
+    /// Exchanging a refresh token.
+    RefreshErrors: 400, 401, 413, 415, 422, 500, 503;
+    /// Logging out.
+    LogoutErrors: 400, 413, 415, 422, 500, 503;
+    /// Changing the password.
+    PasswordErrors: 400, 401, 413, 415, 422, 500, 503;
     /// Erasing the signed-in user.
     EraseMeErrors: 400, 401, 403, 413, 415, 422, 500, 503;
 }
@@ -70,7 +76,13 @@ pub struct AuthSession {
     pub access_token: String,
     /// Always `bearer`.
     pub token_type: String,
+    /// When the access token expires (`auth.token_ttl_secs`, 15 minutes by default).
     pub expires_at: Timestamp,
+    /// Exchange at `POST /v1/auth/refresh` for new tokens before or after the access token
+    /// expires; each use returns a new one (the old one is spent — presenting it again ends the
+    /// sign-in). Keep it secret.
+    pub refresh_token: String,
+    pub refresh_expires_at: Timestamp,
     /// The guest migration done in this call, when `guest_id` was sent.
     #[oai(skip_serializing_if_is_none)]
     pub migration: Option<MigrationResult>,
@@ -210,6 +222,67 @@ impl AuthApi {
         }))
     }
 
+    /// New tokens for a refresh token
+    ///
+    /// The refresh token is spent and a new one returned with a new access token, in the login
+    /// answer's shape. A spent token presented again ends that sign-in (every token rotated
+    /// from it): a sign of theft. Unknown, expired or revoked → 401 `token_invalid`.
+    #[oai(path = "/v1/auth/refresh", method = "post", operation_id = "refresh")]
+    async fn refresh(
+        &self,
+        state: Data<&AppState>,
+        body: Json<RefreshRequest>,
+    ) -> ApiResult<Json<AuthSession>, RefreshErrors> {
+        let session = state.auth.refresh(&body.refresh_token.0).await?;
+        Ok(Json(to_session(session, None)))
+    }
+
+    /// Log out
+    ///
+    /// Ends the sign-in the refresh token belongs to: it and every token rotated from it stop
+    /// working (access tokens already issued run out within `auth.token_ttl_secs`). An unknown
+    /// token changes nothing; the answer is 204 either way.
+    #[oai(path = "/v1/auth/logout", method = "post", operation_id = "logout")]
+    async fn logout(
+        &self,
+        state: Data<&AppState>,
+        body: Json<RefreshRequest>,
+    ) -> ApiResult<NoContent, LogoutErrors> {
+        state.auth.logout(&body.refresh_token.0).await?;
+        Ok(NoContent::Done)
+    }
+
+    /// Change your password
+    ///
+    /// Needs the current password (401 if wrong). Every other sign-in's refresh tokens are
+    /// revoked; this one's keep working. Accounts from an outside identity provider have no
+    /// password here (422).
+    #[oai(
+        path = "/v1/users/me/password",
+        method = "put",
+        operation_id = "change_password"
+    )]
+    async fn change_password(
+        &self,
+        state: Data<&AppState>,
+        req: &Request,
+        user: UserBearer,
+        body: Json<PasswordChange>,
+    ) -> ApiResult<NoContent, PasswordErrors> {
+        let bearer = bearer_token(req).unwrap_or_default();
+        let body = body.0;
+        state
+            .auth
+            .change_password(
+                user.0,
+                bearer,
+                &body.current_password.0,
+                &body.new_password.0,
+            )
+            .await?;
+        Ok(NoContent::Done)
+    }
+
     /// Erase your account and everything in it
     ///
     /// Deletes the account, its conversations and messages, the guests it migrated (their cache
@@ -232,6 +305,27 @@ impl AuthApi {
         state.erasure.erase_user(user.0.id).await?;
         Ok(ErasedResponse::Erased)
     }
+}
+
+/// A refresh token from sign-up, login or an earlier refresh.
+#[derive(Debug, Object)]
+pub struct RefreshRequest {
+    pub refresh_token: StrictString,
+}
+
+/// The current password and the new one.
+#[derive(Debug, Object)]
+pub struct PasswordChange {
+    pub current_password: StrictString,
+    /// At least 8 characters.
+    pub new_password: Password,
+}
+
+#[derive(Debug, ApiResponse)]
+pub enum NoContent {
+    /// Done.
+    #[oai(status = 204)]
+    Done,
 }
 
 /// Proof that it is the account's owner asking.
@@ -290,6 +384,8 @@ fn to_session(s: Session, migration: Option<MigrationResult>) -> AuthSession {
         access_token: s.access_token,
         token_type: "bearer".into(),
         expires_at: s.expires_at.into(),
+        refresh_token: s.refresh_token,
+        refresh_expires_at: s.refresh_expires_at.into(),
         migration,
         migration_error: None,
     }

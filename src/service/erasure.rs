@@ -1,13 +1,14 @@
 //! "Erase me": a user and everything they own, from every table and layer, in one transaction —
 //! their conversations and messages, the cache rows and ledger rows of the guests they migrated,
-//! vectors and search text no remaining message uses, usage rows, the guests' hot-cache keys.
+//! vectors and search text no remaining message uses, usage rows, refresh tokens, the guests'
+//! hot-cache keys.
 //! The migration audit rows stay, with the user and guest ids replaced by their SHA-256.
 
 use std::sync::Arc;
 
 use entity::{
     cache_content_mapping, cache_migrations, conversation_cache, conversations, message_cache,
-    messages, usage_metrics, users,
+    messages, refresh_tokens, usage_metrics, users,
 };
 use sea_orm::{
     ColumnTrait, Condition, DatabaseTransaction, EntityTrait, QueryFilter, QuerySelect,
@@ -180,6 +181,10 @@ async fn erase_in(txn: &DatabaseTransaction, user_id: Uuid) -> Result<Write<Eras
             .exec(txn)
             .await?;
     }
+    refresh_tokens::Entity::delete_many()
+        .filter(refresh_tokens::Column::UserId.eq(user_id))
+        .exec(txn)
+        .await?;
     users::Entity::delete_by_id(user_id).exec(txn).await?;
     hashes.sort_unstable();
     hashes.dedup();

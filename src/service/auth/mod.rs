@@ -17,9 +17,11 @@ use tracing::instrument;
 use uuid::Uuid;
 
 mod credentials;
+mod refresh;
+mod sessions;
 
-pub use credentials::{MAX_PASSWORD_CHARS, MIN_PASSWORD_CHARS, normalize_email};
 use credentials::{DUMMY_HASH, hash_password, validate_password, verify_password};
+pub use credentials::{MAX_PASSWORD_CHARS, MIN_PASSWORD_CHARS, normalize_email};
 
 use super::{ErrorCode, ServiceError, clock::now, limits::RateLimiter};
 use crate::{
@@ -29,12 +31,14 @@ use crate::{
 
 const ISSUER: &str = "genesis";
 
-/// A signed-in user and their new access token.
+/// A signed-in user, their new access token, and the refresh token that gets the next one.
 #[derive(Clone, Debug)]
 pub struct Session {
     pub user: users::Model,
     pub access_token: String,
     pub expires_at: DateTime<Utc>,
+    pub refresh_token: String,
+    pub refresh_expires_at: DateTime<Utc>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -44,6 +48,8 @@ struct Claims {
     iss: String,
     exp: i64,
     iat: i64,
+    /// The sign-in (refresh-token family) this access token belongs to.
+    sid: String,
 }
 
 /// The claims read from any accepted token.
@@ -52,10 +58,21 @@ struct SubjectClaims {
     sub: String,
 }
 
-/// When a token was issued (already verified by [`AuthService::authenticate`]).
+/// When a token was issued and in which sign-in (read from a token already verified by
+/// [`AuthService::authenticate`]).
 #[derive(Deserialize)]
-struct IssuedAt {
+struct TokenFacts {
     iat: Option<i64>,
+    sid: Option<String>,
+}
+
+impl TokenFacts {
+    fn of(token: &str) -> Self {
+        jsonwebtoken::dangerous::insecure_decode_claims::<TokenFacts>(token).unwrap_or(TokenFacts {
+            iat: None,
+            sid: None,
+        })
+    }
 }
 
 /// How recent a sign-in must be for an outside-provider user to confirm an erasure.
@@ -78,6 +95,7 @@ struct Inner {
     decoding: DecodingKey,
     audience: String,
     ttl: chrono::Duration,
+    refresh_ttl: chrono::Duration,
     external: Option<External>,
     login_per_ip: RateLimiter<IpAddr>,
     /// Per e-mail *and* client address: an attacker elsewhere cannot lock the owner out.
@@ -127,6 +145,9 @@ impl AuthService {
                 ttl: chrono::Duration::seconds(
                     i64::try_from(settings.token_ttl_secs).unwrap_or(i64::MAX / 2),
                 ),
+                refresh_ttl: chrono::Duration::seconds(
+                    i64::try_from(settings.refresh_ttl_secs).unwrap_or(i64::MAX / 2),
+                ),
                 external,
                 login_per_ip: RateLimiter::new(login_per_ip_per_hour, hour),
                 login_per_email: RateLimiter::new(login_per_email_per_hour, hour),
@@ -146,6 +167,10 @@ impl AuthService {
         if owns > 0 {
             return Ok(false);
         }
+        entity::refresh_tokens::Entity::delete_many()
+            .filter(entity::refresh_tokens::Column::UserId.eq(user_id))
+            .exec(self.inner.store.conn())
+            .await?;
         let deleted = users::Entity::delete_by_id(user_id)
             .exec(self.inner.store.conn())
             .await?;
@@ -193,7 +218,7 @@ impl AuthService {
             })
             .await?;
         match inserted {
-            Some(user) => self.session(user),
+            Some(user) => self.session(user, None).await,
             None => Err(ServiceError::EmailTaken),
         }
     }
@@ -227,12 +252,21 @@ impl AuthService {
             .unwrap_or_else(|| DUMMY_HASH.to_string());
         let ok = verify_password(password.to_string(), stored).await?;
         match user {
-            Some(user) if ok && user.password_hash.is_some() => self.session(user),
+            Some(user) if ok && user.password_hash.is_some() => self.session(user, None).await,
             _ => Err(ServiceError::BadCredentials),
         }
     }
 
-    fn session(&self, user: users::Model) -> Result<Session, ServiceError> {
+    /// A new access token for `user` in the sign-in `refresh` continues (none: a new sign-in).
+    async fn session(
+        &self,
+        user: users::Model,
+        refresh: Option<refresh::Issued>,
+    ) -> Result<Session, ServiceError> {
+        let refresh = match refresh {
+            Some(refresh) => refresh,
+            None => refresh::start(&self.inner.store, user.id, self.inner.refresh_ttl).await?,
+        };
         let issued = Utc::now();
         let expires_at = issued + self.inner.ttl;
         let claims = Claims {
@@ -241,6 +275,7 @@ impl AuthService {
             iss: ISSUER.into(),
             exp: expires_at.timestamp(),
             iat: issued.timestamp(),
+            sid: refresh.family_id.to_string(),
         };
         let access_token = jsonwebtoken::encode(
             &Header::new(Algorithm::HS256),
@@ -252,6 +287,8 @@ impl AuthService {
             user,
             access_token,
             expires_at,
+            refresh_token: refresh.token,
+            refresh_expires_at: refresh.expires_at,
         })
     }
 
@@ -268,8 +305,8 @@ impl AuthService {
             Some(hash) => {
                 let password = password.ok_or_else(|| {
                     ServiceError::invalid(
-                        ErrorCode::Unprocessable,
-                        "password is required to confirm it is you",
+                        ErrorCode::InvalidCredentials,
+                        "send the account's password to confirm it is you",
                     )
                 })?;
                 if verify_password(password.to_string(), hash.clone()).await? {
@@ -279,9 +316,7 @@ impl AuthService {
                 }
             }
             None => {
-                let issued = jsonwebtoken::dangerous::insecure_decode_claims::<IssuedAt>(token)
-                    .ok()
-                    .and_then(|c| c.iat);
+                let issued = TokenFacts::of(token).iat;
                 let now = Utc::now().timestamp();
                 match issued {
                     Some(at) if now - at <= RECENT_SIGN_IN_SECS && at <= now + 60 => Ok(()),
