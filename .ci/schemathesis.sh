@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Schema fuzzing: Schemathesis (all checks) against a live server's /openapi.json, with real
 # credentials so the protected operations are reached — a guest token for the guest endpoints
-# (its guest id fixed in their paths), a user's access token, the admin token. Migration and
-# erasure get guests of their own (they end the guest they act on). Any finding fails.
+# (its guest id fixed in their paths), a user's access token, the admin token. Migration (by the
+# user, and by the admin) and erasure get guests of their own (they end the guest they act on).
+# Any finding fails.
 #
 #   .ci/schemathesis.sh BINARY VENV LABEL [ENV=VALUE ...]
 #
@@ -43,6 +44,7 @@ guest() {
 read -r GUEST_ID GUEST_TOKEN < <(guest)
 read -r MOVE_ID MOVE_TOKEN < <(guest)
 read -r ERASE_ID ERASE_TOKEN < <(guest)
+read -r HOOK_ID _ < <(guest)
 USER_TOKEN=$(curl -fs -X POST "$BASE/v1/auth/signup" -H 'content-type: application/json' \
   -d "{\"email\":\"fuzz-$PORT@example.com\",\"password\":\"correct horse battery staple\"}" |
   python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
@@ -58,9 +60,13 @@ bearer = "$USER_TOKEN"
 bearer = "$ADMIN_TOKEN"
 
 [[operations]]
-include-path-regex = "^/v1/(guest/chat|admin/guests)/"
+include-path-regex = "^/v1/(guest/chat/|admin/guests/[^/]+/layers$)"
 exclude-method = "DELETE"
 parameters = { guest_id = "$GUEST_ID" }
+
+[[operations]]
+include-path-regex = "^/v1/admin/guests/[^/]+/migrate$"
+parameters = { guest_id = "$HOOK_ID" }
 
 [[operations]]
 include-path-regex = "^/v1/guest/migrate/"

@@ -6,7 +6,7 @@
 use chrono::{DateTime, Utc};
 use poem::web::Data;
 use poem_openapi::{
-    Object, OpenApi,
+    Object, OpenApi, Union,
     param::{Path, Query},
     payload::Json,
 };
@@ -15,11 +15,12 @@ use uuid::Uuid;
 use super::{
     ApiTags,
     error::{ApiResult, statuses},
+    migration::MigrationResult,
     security::AdminBearer,
-    types::{GuestId, MigrationStatus, Timestamp},
+    types::{GuestId, MigrationStatus, StrictString, Timestamp},
 };
 use crate::{
-    service::{admin::MigrationFilter, page::page_size},
+    service::{admin::MigrationFilter, guest::rules::validate_text, page::page_size},
     state::AppState,
 };
 
@@ -30,6 +31,31 @@ statuses! {
     VerifyErrors: 401, 404, 429, 500, 503;
     /// Inspecting one guest.
     InspectErrors: 401, 404, 422, 429, 500, 503;
+    /// Migrating a guest for an auth server.
+    AdminMigrateErrors: 400, 401, 404, 409, 413, 415, 422, 429, 500, 503;
+}
+
+/// Whom a guest moves to: a user of Genesis by id, or a user of your identity provider by its
+/// id there (the user row is created when new). Exactly one of the two.
+#[derive(Debug, Union)]
+#[oai(one_of)]
+pub enum AdminMigrate {
+    ToUser(ToUser),
+    ToExternal(ToExternal),
+}
+
+/// A user of Genesis.
+#[derive(Debug, Object)]
+pub struct ToUser {
+    pub user_id: Uuid,
+}
+
+/// A user of your identity provider.
+#[derive(Debug, Object)]
+pub struct ToExternal {
+    /// The user's id at the identity provider (the `sub` of its tokens), 1 to 255 characters.
+    #[oai(validator(min_length = 1, max_length = 255))]
+    pub external_id: StrictString,
 }
 
 /// Row counts and the hot cache's state.
@@ -319,5 +345,35 @@ impl AdminApi {
             usage: layers.usage.map(UsageView::from),
             migration: layers.migration.map(MigrationRecord::from),
         }))
+    }
+
+    /// Migrate a guest for your auth server
+    ///
+    /// For apps whose sign-up runs elsewhere (better-auth's anonymous plugin `onLinkAccount`,
+    /// Clerk or Auth0 post-sign-up webhooks): the same migration as
+    /// `POST /v1/guest/migrate/{guest_id}` — one transaction, an audit row, a repeat answers 200
+    /// `already_migrated: true`, 409 `guest_already_claimed` when another user has the guest —
+    /// on the admin token instead of the user's and the guest's tokens.
+    #[oai(
+        path = "/v1/admin/guests/:guest_id/migrate",
+        method = "post",
+        operation_id = "admin_migrate_guest"
+    )]
+    async fn migrate_guest(
+        &self,
+        state: Data<&AppState>,
+        _admin: AdminBearer,
+        guest_id: Path<GuestId>,
+        body: Json<AdminMigrate>,
+    ) -> ApiResult<Json<MigrationResult>, AdminMigrateErrors> {
+        let user = match body.0 {
+            AdminMigrate::ToUser(to) => state.auth.user(to.user_id).await?,
+            AdminMigrate::ToExternal(to) => {
+                validate_text("external_id", &to.external_id.0)?;
+                state.auth.external_user(&to.external_id.0).await?
+            }
+        };
+        let report = state.migrations.migrate_trusted(user.id, &guest_id).await?;
+        Ok(Json(report.into()))
     }
 }

@@ -78,7 +78,8 @@ impl MigrationService {
         }
     }
 
-    /// Moves the guest's conversation into `user_id`'s account, once.
+    /// Moves the guest's conversation into `user_id`'s account, once (the guest's token proves
+    /// the caller holds it).
     #[instrument(skip_all, fields(guest_id = %guest_id, user_id = %user_id))]
     pub async fn migrate(
         &self,
@@ -88,6 +89,30 @@ impl MigrationService {
     ) -> Result<MigrationReport, ServiceError> {
         validate_guest_id(guest_id)?;
         let holder = self.guests.authorize(guest_id, guest_token).await?;
+        self.migrate_held(user_id, guest_id, holder).await
+    }
+
+    /// The same migration asked for by the server that links accounts (the admin API): no guest
+    /// token; the guest's current conversation is the one moved.
+    #[instrument(skip_all, fields(guest_id = %guest_id, user_id = %user_id))]
+    pub async fn migrate_trusted(
+        &self,
+        user_id: Uuid,
+        guest_id: &str,
+    ) -> Result<MigrationReport, ServiceError> {
+        validate_guest_id(guest_id)?;
+        let holder = self.guests.conversation_of(guest_id).await?;
+        self.migrate_held(user_id, guest_id, holder).await
+    }
+
+    /// Runs the migration of `holder`, the guest's conversation, in one transaction (retried on
+    /// a serialisation conflict), then the layers outside SQL.
+    async fn migrate_held(
+        &self,
+        user_id: Uuid,
+        guest_id: &str,
+        holder: Uuid,
+    ) -> Result<MigrationReport, ServiceError> {
         let started_at = now();
         let started = std::time::Instant::now();
         let mut attempt = 0;

@@ -329,6 +329,14 @@ impl AuthService {
         }
     }
 
+    /// The user with this id, or 404 `not_found`.
+    pub async fn user(&self, id: Uuid) -> Result<users::Model, ServiceError> {
+        users::Entity::find_by_id(id)
+            .one(self.inner.store.conn())
+            .await?
+            .ok_or_else(|| ServiceError::invalid(ErrorCode::NotFound, "no user with this id"))
+    }
+
     /// The user a bearer token belongs to. Missing → `AuthRequired`; anything wrong → `TokenInvalid`.
     pub async fn authenticate(&self, token: Option<&str>) -> Result<users::Model, ServiceError> {
         let token = token.ok_or(ServiceError::AuthRequired)?;
@@ -369,7 +377,7 @@ impl AuthService {
     }
 
     /// The user row for an outside identity, created on first use.
-    async fn external_user(&self, sub: &str) -> Result<users::Model, ServiceError> {
+    pub async fn external_user(&self, sub: &str) -> Result<users::Model, ServiceError> {
         let db = self.inner.store.conn();
         if let Some(user) = find_external(db, sub).await? {
             return Ok(user);

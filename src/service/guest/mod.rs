@@ -164,6 +164,18 @@ impl GuestService {
         Ok(key.inspect_err(|e| self.note(e))?.conversation_id)
     }
 
+    /// The guest's current conversation, for a caller trusted without its token (the admin
+    /// API); 404 when there is none.
+    pub async fn conversation_of(&self, guest_id: &str) -> Result<Uuid, ServiceError> {
+        rules::validate_guest_id(guest_id)?;
+        self.store.check_available()?;
+        sql::find_conversation(self.store.conn(), guest_id)
+            .await
+            .inspect_err(|e| self.note(e))?
+            .map(|c| c.id)
+            .ok_or(ServiceError::GuestNotFound)
+    }
+
     /// Forgets what is kept in memory of a guest that was just migrated.
     pub fn forget_key(&self, guest_id: &str) {
         self.access.forget(guest_id);
