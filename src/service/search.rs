@@ -6,7 +6,10 @@
 use std::{cmp::Ordering, collections::HashMap, sync::Arc, time::Instant};
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ConnectionTrait, QueryResult, Statement, Value};
+use entity::conversations;
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryResult, Statement, Value,
+};
 use uuid::Uuid;
 
 use super::{
@@ -172,6 +175,31 @@ impl SearchService {
         Ok(db.query_all_raw(stmt).await?)
     }
 
+    /// A conversation named in a query must be the owner's: anyone else's is 404, as everywhere.
+    async fn check_conversation(
+        &self,
+        owner: &Owner,
+        conversation: Option<Uuid>,
+    ) -> Result<(), ServiceError> {
+        let owned = match (owner, conversation) {
+            (_, None) => true,
+            (
+                Owner::Guest {
+                    conversation: own, ..
+                },
+                Some(named),
+            ) => *own == named,
+            (Owner::User(user), Some(named)) => conversations::Entity::find_by_id(named)
+                .filter(conversations::Column::UserId.eq(*user))
+                .one(self.store.conn())
+                .await?
+                .is_some(),
+        };
+        owned
+            .then_some(())
+            .ok_or(ServiceError::ConversationNotFound)
+    }
+
     /// The owner's messages best matching `q`, best first.
     pub async fn search(
         &self,
@@ -189,6 +217,7 @@ impl SearchService {
             ));
         }
         let q = q.trim();
+        self.check_conversation(owner, conversation).await?;
         let backend = self.store.backend();
         let ranked: Vec<(Uuid, f64)> = match mode {
             Mode::Semantic => {
@@ -348,6 +377,7 @@ impl SearchService {
                 "prompt is empty",
             ));
         }
+        self.check_conversation(owner, conversation).await?;
         let started = Instant::now();
         let query = self.embeddings.embed_query(prompt).await?;
         let backend = self.store.backend();
