@@ -71,6 +71,17 @@ async fn insert(
     })
 }
 
+/// The stored row of `token`, found by its hash.
+async fn find(
+    txn: &DatabaseTransaction,
+    token: &str,
+) -> Result<Option<refresh_tokens::Model>, ServiceError> {
+    Ok(refresh_tokens::Entity::find()
+        .filter(refresh_tokens::Column::TokenHash.eq(sha256_hex(token)))
+        .one(txn)
+        .await?)
+}
+
 /// Starts a new family (a sign-in) for `user_id`.
 pub async fn start(store: &Store, user_id: Uuid, ttl: Duration) -> Result<Issued, ServiceError> {
     store
@@ -88,14 +99,11 @@ pub async fn rotate(store: &Store, token: &str, ttl: Duration) -> Result<Rotatio
     if !token.starts_with(PREFIX) {
         return Ok(Rotation::Refused);
     }
-    let hash = sha256_hex(token);
+    let token = token.to_string();
     store
         .write(move |txn| {
             Box::pin(async move {
-                let found = refresh_tokens::Entity::find()
-                    .filter(refresh_tokens::Column::TokenHash.eq(hash))
-                    .one(txn)
-                    .await?;
+                let found = find(txn, &token).await?;
                 let at = now();
                 let Some(row) = found else {
                     return Ok(Write::Discard(Rotation::Refused));
@@ -144,15 +152,11 @@ async fn revoke_family(
 
 /// Revokes the family `token` belongs to (logout). An unknown token changes nothing.
 pub async fn revoke(store: &Store, token: &str) -> Result<(), ServiceError> {
-    let hash = sha256_hex(token);
+    let token = token.to_string();
     store
         .write(move |txn| {
             Box::pin(async move {
-                let found = refresh_tokens::Entity::find()
-                    .filter(refresh_tokens::Column::TokenHash.eq(hash))
-                    .one(txn)
-                    .await?;
-                if let Some(row) = found {
+                if let Some(row) = find(txn, &token).await? {
                     revoke_family(txn, row.family_id, now()).await?;
                 }
                 Ok::<_, ServiceError>(Write::Commit(()))
