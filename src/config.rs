@@ -146,6 +146,8 @@ pub struct LimitSettings {
     pub guest_messages_per_day: u32,
     pub guest_max_messages: u32,
     pub max_message_bytes: usize,
+    /// The largest file `POST /v1/conversations/import` takes, in bytes.
+    pub max_import_bytes: usize,
     pub login_attempts_per_ip_per_hour: u32,
     pub login_attempts_per_email_per_hour: u32,
     pub signups_per_ip_per_hour: u32,
@@ -318,6 +320,10 @@ impl Settings {
             (
                 "limits.max_message_bytes",
                 self.limits.max_message_bytes as u64,
+            ),
+            (
+                "limits.max_import_bytes",
+                self.limits.max_import_bytes as u64,
             ),
             ("guest.retention_secs", self.guest.retention().as_secs()),
             ("guest.session_ttl_secs", self.guest.session_ttl_secs),

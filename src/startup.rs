@@ -23,6 +23,7 @@ use crate::{
         embeddings::Embeddings,
         erasure::ErasureService,
         guest::{GuestLifetimes, GuestLimits, GuestService},
+        import::ImportService,
         inspect::InspectService,
         limits::RateLimiter,
         migration::MigrationService,
@@ -200,6 +201,12 @@ pub async fn build_state(settings: Settings, role: Role) -> Result<AppState, Sta
         embeddings.clone(),
         settings.limits.max_message_bytes,
     );
+    let imports = ImportService::new(
+        store.clone(),
+        usage.clone(),
+        embeddings.clone(),
+        settings.limits.max_message_bytes,
+    );
     let admin = AdminService::new(store.clone());
     let erasure = ErasureService::new(store.clone(), hot.clone(), guests.clone(), usage.clone());
     let retention = RetentionService::new(
@@ -238,6 +245,7 @@ pub async fn build_state(settings: Settings, role: Role) -> Result<AppState, Sta
         migrations,
         conversations,
         erasure,
+        imports,
         admin,
         retention,
         inspect,

@@ -27,6 +27,8 @@ pub struct Model {
     /// The guest id this conversation was migrated from, if any (one conversation per guest).
     #[sea_orm(unique)]
     pub origin_guest_id: Option<String>,
+    /// Where an imported conversation came from (`genesis:{id}`, `chatgpt:{id}`); unique per user.
+    pub imported_from: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -16,6 +16,7 @@ mod m20261122_000011_lean_message_cache_indexes;
 mod m20261130_000012_create_search_text;
 mod m20261130_000013_guest_token_salt_and_quota;
 mod m20261130_000014_create_refresh_tokens;
+mod m20261130_000015_conversation_imported_from;
 
 pub struct Migrator;
 
@@ -37,6 +38,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000012_create_search_text::Migration),
             Box::new(m20261130_000013_guest_token_salt_and_quota::Migration),
             Box::new(m20261130_000014_create_refresh_tokens::Migration),
+            Box::new(m20261130_000015_conversation_imported_from::Migration),
         ]
     }
 }

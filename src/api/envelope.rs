@@ -32,7 +32,32 @@ pub fn body_limit(max_message_bytes: usize) -> usize {
         .saturating_add(64 * 1024)
 }
 
-pub fn wrap(app: impl Endpoint + 'static, limit: usize, allowed: AllowedMethods) -> impl Endpoint {
+/// The largest request bodies: `import` for `POST /v1/conversations/import` (whole exports),
+/// `default` for everything else.
+#[derive(Clone, Copy, Debug)]
+pub struct BodyLimits {
+    pub default: usize,
+    pub import: usize,
+}
+
+/// The route that takes whole files.
+const IMPORT_ROUTE: &str = "/v1/conversations/import";
+
+impl BodyLimits {
+    fn of(&self, route: &str) -> usize {
+        if route == IMPORT_ROUTE {
+            self.import
+        } else {
+            self.default
+        }
+    }
+}
+
+pub fn wrap(
+    app: impl Endpoint + 'static,
+    limit: BodyLimits,
+    allowed: AllowedMethods,
+) -> impl Endpoint {
     let allowed = Arc::new(allowed);
     app.around(move |ep, req| {
         let allowed = allowed.clone();
@@ -68,7 +93,7 @@ pub fn wrap(app: impl Endpoint + 'static, limit: usize, allowed: AllowedMethods)
 async fn answer<E: Endpoint>(
     ep: &E,
     mut req: Request,
-    limit: usize,
+    limits: BodyLimits,
     allowed: &AllowedMethods,
 ) -> (&'static str, Response) {
     let uri_len = req.uri().path_and_query().map_or(0, |p| p.as_str().len());
@@ -94,7 +119,7 @@ async fn answer<E: Endpoint>(
     }
     let matched = allowed.find(req.uri().path());
     let route = matched.map_or_else(|| other_route(req.uri().path()), |r| r.name);
-    let mut response = match limit_body(&mut req, limit).await {
+    let mut response = match limit_body(&mut req, limits.of(route)).await {
         Ok(()) => match ep.call(req).await {
             Ok(response) => response.into_response(),
             Err(err) => error_answer(err),
@@ -204,8 +229,13 @@ impl AllowedMethods {
         Self { routes }
     }
 
+    /// The route serving `path`: a literal segment wins over a parameter, as in the router
+    /// (`/v1/conversations/import` is not `/v1/conversations/{id}`).
     fn find(&self, path: &str) -> Option<&SpecRoute> {
-        self.routes.iter().find(|r| r.matches(path))
+        self.routes
+            .iter()
+            .filter(|r| r.matches(path))
+            .min_by_key(|r| r.segments.iter().filter(|s| s.starts_with('{')).count())
     }
 }
 

@@ -84,7 +84,8 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         | InvalidThreshold
         | InvalidEmail
         | PasswordTooShort
-        | PasswordTooLong => 422,
+        | PasswordTooLong
+        | InvalidImport => 422,
         RateLimited | GuestQuotaExceeded => 429,
         InternalError => 500,
         DatabaseUnavailable | ServiceUnavailable | EmbeddingUnavailable => 503,

@@ -11,6 +11,7 @@ pub mod error;
 pub mod export;
 pub mod guest;
 pub mod health;
+pub mod import;
 pub mod metrics;
 pub mod migration;
 mod parse_errors;
@@ -46,6 +47,7 @@ pub type Apis = (
     auth::AuthApi,
     conversations::ConversationsApi,
     export::ExportApi,
+    import::ImportApi,
     search::SearchApi,
     admin::AdminApi,
 );
@@ -60,6 +62,7 @@ pub fn openapi_service() -> OpenApiService<Apis, ()> {
             auth::AuthApi,
             conversations::ConversationsApi,
             export::ExportApi,
+            import::ImportApi,
             search::SearchApi,
             admin::AdminApi,
         ),
@@ -156,7 +159,11 @@ fn optional_fields_take_null(schema: &mut serde_json::Value) {
 
 /// Every route, wrapped in the envelope, with `state` attached.
 pub fn routes(state: AppState) -> impl Endpoint {
-    let body_limit = envelope::body_limit(state.settings.limits.max_message_bytes);
+    let limits = &state.settings.limits;
+    let body_limit = envelope::BodyLimits {
+        default: envelope::body_limit(limits.max_message_bytes),
+        import: limits.max_import_bytes,
+    };
     let service = openapi_service();
     let generated = service.spec();
     let spec = spec_json();

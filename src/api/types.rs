@@ -250,13 +250,14 @@ impl<T: Send> poem::IntoResponse for JsonBytes<T> {
     }
 }
 
-/// Who wrote a message: `user`, `assistant` or `system`.
+/// Who wrote a message: `user`, `assistant`, `system` or `tool` (a tool's output).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
 #[oai(rename_all = "lowercase")]
 pub enum Role {
     User,
     Assistant,
     System,
+    Tool,
 }
 
 /// How a message's content is to be read: `text` (the default), `markdown` or `json`.
@@ -306,7 +307,7 @@ macro_rules! stored_as_text {
     };
 }
 
-stored_as_text!(Role { User => "user", Assistant => "assistant", System => "system" }, default = User);
+stored_as_text!(Role { User => "user", Assistant => "assistant", System => "system", Tool => "tool" }, default = User);
 stored_as_text!(ContentType { Text => "text", Markdown => "markdown", Json => "json" }, default = Text);
 stored_as_text!(
     ConversationStatus { Active => "active", Archived => "archived", Deleted => "deleted" },

@@ -129,6 +129,7 @@ impl ConversationService {
             created_at: Set(at),
             updated_at: Set(at),
             origin_guest_id: Set(None),
+            imported_from: Set(None),
         };
         let created = self
             .store

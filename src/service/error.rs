@@ -83,6 +83,7 @@ error_codes! {
     InvalidEmail => "invalid_email",
     PasswordTooShort => "password_too_short",
     PasswordTooLong => "password_too_long",
+    InvalidImport => "invalid_import",
     // 429.
     RateLimited => "rate_limited",
     GuestQuotaExceeded => "guest_quota_exceeded",

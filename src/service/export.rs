@@ -364,6 +364,7 @@ mod tests {
             created_at: at,
             updated_at: at,
             origin_guest_id: None,
+            imported_from: None,
         };
         let open = opening(&c).expect("opening");
         assert!(open.ends_with(r#""messages":["#), "{open}");

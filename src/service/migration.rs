@@ -277,6 +277,7 @@ async fn migrate_in(
         created_at: Set(cached.created_at),
         updated_at: Set(at),
         origin_guest_id: Set(Some(guest_id.to_string())),
+        imported_from: Set(None),
     })
     .exec_without_returning(txn)
     .await?;

@@ -14,6 +14,7 @@ mod error;
 pub mod export;
 pub mod guest;
 mod hashing;
+pub mod import;
 pub mod inspect;
 pub mod limits;
 pub mod migration;

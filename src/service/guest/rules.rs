@@ -8,7 +8,7 @@ use uuid::Uuid;
 use super::NewMessage;
 use crate::service::{ErrorCode, ServiceError};
 
-pub const ROLES: [&str; 3] = ["user", "assistant", "system"];
+pub const ROLES: [&str; 4] = ["user", "assistant", "system", "tool"];
 pub const CONTENT_TYPES: [&str; 3] = ["text", "markdown", "json"];
 const TITLE_CHARS: usize = 80;
 /// How far a guest conversation's stored expiry may lag behind "last write + retention" before a
@@ -48,7 +48,7 @@ pub fn validate_message(msg: &NewMessage, max_message_bytes: usize) -> Result<()
     if !ROLES.contains(&msg.role.as_str()) {
         return Err(ServiceError::invalid(
             ErrorCode::InvalidRole,
-            "role must be one of user, assistant, system",
+            "role must be one of user, assistant, system, tool",
         ));
     }
     if msg.content.len() > max_message_bytes {
