@@ -103,6 +103,8 @@ pub struct ChatGptConversation {
     pub create_time: Option<f64>,
     pub update_time: Option<f64>,
     pub conversation_id: Option<String>,
+    /// The same as `conversation_id` in older exports.
+    pub id: Option<String>,
     pub current_node: Option<String>,
     pub default_model_slug: Option<String>,
     pub mapping: HashMap<String, ChatGptNode>,

@@ -50,6 +50,19 @@ fn conversation(v: &Value, at: &At, max_message_bytes: usize) -> Result<Incoming
     let c = object(v, at)?;
     let at_mapping = at.key("mapping");
     let mapping = object(required(c, at, "mapping")?, &at_mapping)?;
+    for (field, expected) in [
+        ("title", Kind::Text),
+        ("create_time", Kind::Number),
+        ("update_time", Kind::Number),
+        ("conversation_id", Kind::Text),
+        ("current_node", Kind::Text),
+        ("default_model_slug", Kind::Text),
+    ] {
+        expected.check(c, at, field)?;
+    }
+    for (id, node) in mapping {
+        check_node(node, &at_mapping.key(id))?;
+    }
     let created_at = time_of(c, at, "create_time")?.unwrap_or_else(now);
     let updated_at = time_of(c, at, "update_time")?.unwrap_or(created_at);
     let id = match opt_string(c, at, "conversation_id")? {
@@ -101,6 +114,71 @@ fn conversation(v: &Value, at: &At, max_message_bytes: usize) -> Result<Incoming
     };
     incoming.check_text(at)?;
     Ok(incoming)
+}
+
+/// What a documented field of the export holds when it is there (`null` stands for absent).
+#[derive(Clone, Copy)]
+enum Kind {
+    Text,
+    Number,
+    Object,
+    Array,
+}
+
+impl Kind {
+    fn check(self, map: &Map<String, Value>, at: &At, name: &str) -> Result<(), ServiceError> {
+        let Some(v) = field(map, name) else {
+            return Ok(());
+        };
+        let at = at.key(name);
+        match self {
+            Kind::Text => string(v, &at).map(drop),
+            Kind::Number if v.is_number() => Ok(()),
+            Kind::Number => epoch_seconds(v, &at).map(drop),
+            Kind::Object => object(v, &at).map(drop),
+            Kind::Array => array(v, &at).map(drop),
+        }
+    }
+}
+
+/// Every node has the documented shape, shown or not: a file the spec does not describe is
+/// refused, not half read.
+fn check_node(v: &Value, at: &At) -> Result<(), ServiceError> {
+    let node = object(v, at)?;
+    for (name, kind) in [
+        ("id", Kind::Text),
+        ("parent", Kind::Text),
+        ("message", Kind::Object),
+    ] {
+        kind.check(node, at, name)?;
+    }
+    Kind::Array.check(node, at, "children")?;
+    if let Some(children) = field(node, "children") {
+        for (i, child) in array(children, &at.key("children"))?.iter().enumerate() {
+            string(child, &at.key("children").index(i))?;
+        }
+    }
+    let Some(message) = field(node, "message") else {
+        return Ok(());
+    };
+    let at = at.key("message");
+    let m = object(message, &at)?;
+    let at_author = at.key("author");
+    let author = object(required(m, &at, "author")?, &at_author)?;
+    string(
+        required(author, &at_author, "role")?,
+        &at_author.key("role"),
+    )?;
+    Kind::Number.check(m, &at, "create_time")?;
+    let at_content = at.key("content");
+    let content = object(required(m, &at, "content")?, &at_content)?;
+    string(
+        required(content, &at_content, "content_type")?,
+        &at_content.key("content_type"),
+    )?;
+    Kind::Array.check(content, &at_content, "parts")?;
+    Kind::Text.check(content, &at_content, "text")?;
+    Kind::Text.check(content, &at_content, "language")
 }
 
 /// The node ids from the root to `current_node` (or, without one, to the newest leaf reached by
