@@ -336,6 +336,13 @@ async fn a_broken_file_imports_nothing_and_names_the_path_of_its_problem() {
             "$[0].mapping.a.parent",
         ),
         (
+            // An unshown node that is not shaped as documented is refused too.
+            json!([{"title": "t", "mapping": {
+                "root": {"id": "root", "message": null, "parent": null, "children": []},
+                "stray": {"id": "stray", "message": null, "parent": {}, "children": []}}}]),
+            "$[0].mapping.stray.parent",
+        ),
+        (
             json!([{"title": "t", "current_node": "m 1", "mapping": {
                 "m 1": {"id": "m 1", "parent": null, "children": [], "message": {
                     "author": {"role": "critic"}, "create_time": 1.0,
