@@ -82,6 +82,9 @@ pub struct ServerSettings {
     pub shutdown_grace_secs: u64,
     /// CIDR ranges whose `X-Forwarded-For` / `Forwarded` headers name the client.
     pub trusted_proxies: Vec<String>,
+    /// Browser origins allowed to call the API (`https://app.example.com`; `*` for any, for
+    /// development). Empty: no CORS headers at all.
+    pub cors_origins: Vec<String>,
 }
 
 impl ServerSettings {
@@ -220,7 +223,8 @@ impl Settings {
                 .separator("__")
                 .try_parsing(true)
                 .list_separator(",")
-                .with_list_parse_key("server.trusted_proxies"),
+                .with_list_parse_key("server.trusted_proxies")
+                .with_list_parse_key("server.cors_origins"),
         );
         let seeds = [
             ("DATABASE_URL", "database.url"),
@@ -276,6 +280,17 @@ impl Settings {
         {
             return Err(ConfigError(format!(
                 "server.trusted_proxies: `{bad}` is not an address or CIDR range (e.g. 10.0.0.0/8)"
+            )));
+        }
+        if let Some(bad) = self
+            .server
+            .cors_origins
+            .iter()
+            .find(|o| !crate::config::net::is_origin(o))
+        {
+            return Err(ConfigError(format!(
+                "server.cors_origins: `{bad}` is not an origin (scheme://host[:port], e.g. \
+                 https://app.example.com) or `*`"
             )));
         }
         let admin = self.admin.token.expose();

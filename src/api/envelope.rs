@@ -7,12 +7,14 @@ use std::{sync::Arc, time::Instant};
 
 use poem::{
     Body, Endpoint, EndpointExt, IntoResponse, Request, Response,
-    http::{HeaderValue, StatusCode, Uri, header},
+    http::{HeaderValue, Method, StatusCode, Uri, header},
+    web::Redirect,
 };
 use tokio::io::AsyncReadExt;
 use tracing::{Instrument, info};
 
 use super::{
+    cors::Cors,
     error::{ErrorBody, status_of},
     parse_errors::{code_for_status, describe_parse_error, fallback_message},
 };
@@ -57,10 +59,13 @@ pub fn wrap(
     app: impl Endpoint + 'static,
     limit: BodyLimits,
     allowed: AllowedMethods,
+    cors: Cors,
 ) -> impl Endpoint {
     let allowed = Arc::new(allowed);
+    let cors = Arc::new(cors);
     app.around(move |ep, req| {
         let allowed = allowed.clone();
+        let cors = cors.clone();
         let request_id = request_id(&req);
         // Every log line written while serving the request carries its id.
         let span = tracing::info_span!(
@@ -70,8 +75,18 @@ pub fn wrap(
         async move {
             let started = Instant::now();
             let method = req.method().clone();
-            let (route, response) = answer(ep.as_ref(), req, limit, &allowed).await;
+            let origin = cors.allowed_origin(&req);
+            let preflight = origin
+                .clone()
+                .and_then(|origin| cors.preflight(&req, origin));
+            let (route, response) = match preflight {
+                Some(response) => ("preflight", response),
+                None => answer(ep.as_ref(), req, limit, &allowed).await,
+            };
             let mut response = json_errors(response);
+            if let Some(origin) = origin {
+                cors.decorate(&mut response, origin);
+            }
             let status = response.status().as_u16();
             let seconds = started.elapsed().as_secs_f64();
             crate::metrics::global().observe_request(method.as_str(), route, status, seconds);
@@ -103,6 +118,10 @@ async fn answer<E: Endpoint>(
             "the request URI is longer than 8 KiB",
         );
         return ("unmatched", response);
+    }
+    if req.uri().path() == "/" && req.method() == Method::GET {
+        // The bare address: show the docs.
+        return ("/", Redirect::temporary("/docs").into_response());
     }
     rewrite_seed_path(&mut req);
     if req
@@ -241,6 +260,9 @@ impl AllowedMethods {
 
 /// The name of a path outside the spec, or `unmatched`.
 fn other_route(path: &str) -> &'static str {
+    if path == "/" {
+        return "/";
+    }
     OTHER_ROUTES
         .iter()
         .find(|r| {

@@ -6,6 +6,7 @@ pub mod admin;
 pub mod auth;
 pub mod client_ip;
 pub mod conversations;
+mod cors;
 mod envelope;
 pub mod error;
 pub mod export;
@@ -181,6 +182,7 @@ pub fn routes(state: AppState) -> impl Endpoint {
             envelope::static_body(docs_html, "text/html; charset=utf-8"),
         )
         .at("/metrics", poem::get(metrics::metrics_text))
-        .data(state);
-    envelope::wrap(app, body_limit, allowed)
+        .data(state.clone());
+    let cors = cors::Cors::new(&state.settings.server.cors_origins);
+    envelope::wrap(app, body_limit, allowed, cors)
 }

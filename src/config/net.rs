@@ -97,3 +97,61 @@ mod tests {
         }
     }
 }
+
+/// `scheme://host[:port]` with no path (what a browser sends as `Origin`), or `*`.
+pub fn is_origin(text: &str) -> bool {
+    if text == "*" {
+        return true;
+    }
+    let Some((scheme, rest)) = text.split_once("://") else {
+        return false;
+    };
+    let (host, port) = match rest.strip_prefix('[') {
+        // An IPv6 literal: `[::1]` or `[::1]:8080`.
+        Some(v6) => match v6.split_once(']') {
+            Some((addr, after)) => (
+                addr.parse::<std::net::Ipv6Addr>().is_ok().then_some("v6"),
+                after.strip_prefix(':').or(after.is_empty().then_some("")),
+            ),
+            None => (None, None),
+        },
+        None => match rest.split_once(':') {
+            Some((host, port)) => (Some(host), Some(port)),
+            None => (Some(rest), Some("")),
+        },
+    };
+    let host_ok = host.is_some_and(|h| {
+        !h.is_empty()
+            && h.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
+    });
+    let port_ok = port.is_some_and(|p| p.is_empty() || p.parse::<u16>().is_ok());
+    matches!(scheme, "http" | "https") && host_ok && port_ok
+}
+
+#[cfg(test)]
+mod origin_tests {
+    use super::is_origin;
+
+    #[test]
+    fn origins_are_scheme_host_and_port_only() {
+        for ok in [
+            "*",
+            "https://app.example.com",
+            "http://localhost:5173",
+            "http://[::1]:8080",
+        ] {
+            assert!(is_origin(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "app.example.com",
+            "https://",
+            "https://a.com/path",
+            "ftp://a.com",
+            "https://a.com:x",
+        ] {
+            assert!(!is_origin(bad), "{bad}");
+        }
+    }
+}
