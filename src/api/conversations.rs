@@ -4,7 +4,7 @@
 use chrono::{DateTime, FixedOffset};
 use poem::web::Data;
 use poem_openapi::{
-    ApiResponse, Object, OpenApi,
+    ApiResponse, Enum, Object, OpenApi,
     param::{Header, Path, Query},
     payload::Json,
 };
@@ -12,6 +12,7 @@ use uuid::Uuid;
 
 use super::{
     ApiTags,
+    conversation_changes::SettableStatus,
     error::{ApiResult, statuses},
     guest::NewGuestMessage,
     security::UserBearer,
@@ -22,7 +23,7 @@ use super::{
 use crate::{
     service::{
         Page,
-        conversations::{NewAccountMessage, NewConversation},
+        conversations::{ListFilter, MessageQuery, NewAccountMessage, NewConversation},
     },
     state::AppState,
 };
@@ -221,6 +222,14 @@ impl Message {
     }
 }
 
+/// The order of a list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[oai(rename_all = "lowercase")]
+pub enum Order {
+    Asc,
+    Desc,
+}
+
 #[derive(Debug, Object)]
 pub struct MessageList {
     pub messages: Vec<Message>,
@@ -272,12 +281,16 @@ impl ConversationsApi {
         Ok(CreatedConversation::Created(Json(created.into())))
     }
 
-    /// List your conversations, newest first
+    /// List your conversations, most recently active first
+    ///
+    /// Ordered by `last_message_at` (a conversation without messages by its creation), newest
+    /// first. Deleted conversations are never listed.
     #[oai(
         path = "/v1/conversations",
         method = "get",
         operation_id = "list_conversations"
     )]
+    #[allow(clippy::too_many_arguments)]
     async fn list(
         &self,
         state: Data<&AppState>,
@@ -286,11 +299,22 @@ impl ConversationsApi {
         #[oai(validator(minimum(value = "1"), maximum(value = "1000")))]
         limit: Query<Option<u64>>,
         /// `next_cursor` of the previous page.
-        cursor: Query<Option<Uuid>>,
+        cursor: Query<Option<StrictString>>,
+        /// Only `active` or only `archived` conversations (default: both).
+        status: Query<Option<SettableStatus>>,
+        /// Only conversations carrying this tag.
+        tag: Query<Option<StrictString>>,
+        /// Only conversations whose title contains this text (case-insensitive).
+        q: Query<Option<StrictString>>,
     ) -> ApiResult<Json<ConversationList>, ListErrors> {
+        let filter = ListFilter {
+            status: status.0.map(|s| s.as_str().to_string()),
+            tag: tag.0.map(|t| t.0),
+            q: q.0.map(|q| q.0),
+        };
         let page = state
             .conversations
-            .list(user.0.id, limit.0, cursor.0)
+            .list(user.0.id, filter, limit.0, cursor.0.as_deref())
             .await?;
         Ok(Json(page.into()))
     }
@@ -342,12 +366,18 @@ impl ConversationsApi {
         })
     }
 
-    /// Read messages in order
+    /// Read messages
+    ///
+    /// In `message_index` order (`order=desc`: newest first), a page at a time; `last=N` gives
+    /// the N most recent (oldest first unless `order=desc`) — what a chat view opens on. Bounds:
+    /// `before_index` / `after_index` (exclusive), `since` (inclusive) / `until` (exclusive) on
+    /// the time a message is listed under (its `timestamp`).
     #[oai(
         path = "/v1/conversations/:id/messages",
         method = "get",
         operation_id = "list_messages"
     )]
+    #[allow(clippy::too_many_arguments)]
     async fn messages(
         &self,
         state: Data<&AppState>,
@@ -359,11 +389,33 @@ impl ConversationsApi {
         /// `next_cursor` of the previous page.
         #[oai(validator(minimum(value = "0")))]
         cursor: Query<Option<i64>>,
+        /// The N most recent messages, 1-1000 (no further page).
+        #[oai(validator(minimum(value = "1"), maximum(value = "1000")))]
+        last: Query<Option<u64>>,
+        /// `asc` (default) or `desc`.
+        order: Query<Option<Order>>,
+        /// Only messages with a smaller `message_index`.
+        #[oai(validator(minimum(value = "0")))]
+        before_index: Query<Option<i64>>,
+        /// Only messages with a larger `message_index`.
+        #[oai(validator(minimum(value = "0")))]
+        after_index: Query<Option<i64>>,
+        /// Only messages at or after this time (RFC 3339).
+        since: Query<Option<DateTime<FixedOffset>>>,
+        /// Only messages before this time (RFC 3339).
+        until: Query<Option<DateTime<FixedOffset>>>,
     ) -> ApiResult<Json<MessageList>, MessagesErrors> {
-        let page = state
-            .conversations
-            .messages(user.0.id, id.0, limit.0, cursor.0)
-            .await?;
+        let query = MessageQuery {
+            limit: limit.0,
+            cursor: cursor.0,
+            last: last.0,
+            descending: order.0 == Some(Order::Desc),
+            before_index: before_index.0,
+            after_index: after_index.0,
+            since: since.0.map(|t| t.to_utc()),
+            until: until.0.map(|t| t.to_utc()),
+        };
+        let page = state.conversations.messages(user.0.id, id.0, query).await?;
         Ok(Json(page.into()))
     }
 }

@@ -5,6 +5,7 @@
 pub mod admin;
 pub mod auth;
 pub mod client_ip;
+pub mod conversation_changes;
 pub mod conversations;
 mod cors;
 mod envelope;
@@ -47,6 +48,7 @@ pub type Apis = (
     migration::MigrationApi,
     auth::AuthApi,
     conversations::ConversationsApi,
+    conversation_changes::ConversationChangesApi,
     export::ExportApi,
     import::ImportApi,
     search::SearchApi,
@@ -62,6 +64,7 @@ pub fn openapi_service() -> OpenApiService<Apis, ()> {
             migration::MigrationApi,
             auth::AuthApi,
             conversations::ConversationsApi,
+            conversation_changes::ConversationChangesApi,
             export::ExportApi,
             import::ImportApi,
             search::SearchApi,

@@ -62,6 +62,50 @@ impl ErasureService {
             .write(move |txn| Box::pin(erase_in(txn, user_id)))
             .await?;
         self.usage.forget(&user_id.to_string());
+        self.forget_guests(&erased).await;
+        info!(guests = erased.guests.len(), "user erased");
+        Ok(())
+    }
+
+    /// Erases one of the user's conversations (deleted or not) and its messages from every
+    /// layer: with it go the cache rows, ledger rows and hot-cache key of the guest it was
+    /// migrated from, and vectors and search text no other message uses.
+    #[instrument(skip_all, fields(user_id = %user_id, conversation_id = %id))]
+    pub async fn erase_conversation(&self, user_id: Uuid, id: Uuid) -> Result<(), ServiceError> {
+        let erased = self
+            .store
+            .write(move |txn| {
+                Box::pin(async move {
+                    let found = conversations::Entity::find_by_id(id)
+                        .filter(conversations::Column::UserId.eq(user_id))
+                        .one(txn)
+                        .await?;
+                    if found.is_none() {
+                        return Err(ServiceError::ConversationNotFound);
+                    }
+                    let owned = Query::select()
+                        .column(conversations::Column::Id)
+                        .from(conversations::Entity)
+                        .and_where(Expr::col(conversations::Column::Id).eq(id))
+                        .to_owned();
+                    let guests = conversation_cache::Entity::find()
+                        .filter(conversation_cache::Column::MainConversationId.eq(id))
+                        .all(txn)
+                        .await?;
+                    let erased = erase_conversations_in(txn, owned, guests).await?;
+                    Ok(Write::Commit(erased))
+                })
+            })
+            .await?;
+        for (guest_id, _) in &erased.guests {
+            self.usage.forget(guest_id);
+        }
+        self.forget_guests(&erased).await;
+        info!("conversation erased");
+        Ok(())
+    }
+
+    async fn forget_guests(&self, erased: &Erased) {
         for (guest_id, conversation) in &erased.guests {
             self.usage.forget(guest_id);
             self.guests.forget_key(guest_id);
@@ -70,11 +114,9 @@ impl ErasureService {
                 .forget_conversation(guest_id, Some(*conversation))
                 .await
             {
-                warn!(error = %err, "hot cache key of an erased user's guest could not be dropped");
+                warn!(error = %err, "hot cache key of an erased guest could not be dropped");
             }
         }
-        info!(guests = erased.guests.len(), "user erased");
-        Ok(())
     }
 }
 
@@ -95,11 +137,54 @@ async fn erase_in(txn: &DatabaseTransaction, user_id: Uuid) -> Result<Write<Eras
         )
         .all(txn)
         .await?;
+    let erased = erase_conversations_in(txn, owned, guests).await?;
+    let mut subjects: Vec<String> = erased.guests.iter().map(|(g, _)| g.clone()).collect();
+    subjects.push(uid.clone());
+    for chunk in subjects.chunks(500) {
+        usage_metrics::Entity::delete_many()
+            .filter(usage_metrics::Column::UserId.is_in(chunk.to_vec()))
+            .exec(txn)
+            .await?;
+    }
+    // The audit trail keeps its rows; who they were about becomes a one-way hash.
+    let audits = cache_migrations::Entity::find()
+        .filter(cache_migrations::Column::UserId.eq(uid.as_str()))
+        .all(txn)
+        .await?;
+    for audit in audits {
+        cache_migrations::Entity::update_many()
+            .col_expr(
+                cache_migrations::Column::UserId,
+                Expr::value(sha256_hex(&uid)),
+            )
+            .col_expr(
+                cache_migrations::Column::GuestId,
+                Expr::value(sha256_hex(&audit.guest_id)),
+            )
+            .filter(cache_migrations::Column::Id.eq(audit.id))
+            .exec(txn)
+            .await?;
+    }
+    refresh_tokens::Entity::delete_many()
+        .filter(refresh_tokens::Column::UserId.eq(user_id))
+        .exec(txn)
+        .await?;
+    users::Entity::delete_by_id(user_id).exec(txn).await?;
+    Ok(Write::Commit(erased))
+}
+
+/// Deletes the conversations `owned` selects with their messages, and the guests migrated into
+/// them (cache rows and ledger rows); then vectors and search text no message uses any more.
+async fn erase_conversations_in(
+    txn: &DatabaseTransaction,
+    owned: sea_orm::sea_query::SelectStatement,
+    guests: Vec<conversation_cache::Model>,
+) -> Result<Erased, ServiceError> {
     let guest_conversations: Vec<Uuid> = guests.iter().map(|g| g.id).collect();
     let mut hashes: Vec<String> = messages::Entity::find()
         .select_only()
         .column(messages::Column::ContentHash)
-        .filter(messages::Column::UserId.eq(user_id))
+        .filter(messages::Column::ConversationId.in_subquery(owned.clone()))
         .distinct()
         .into_tuple::<String>()
         .all(txn)
@@ -136,60 +221,24 @@ async fn erase_in(txn: &DatabaseTransaction, user_id: Uuid) -> Result<Write<Eras
     let own_messages = Query::select()
         .column(messages::Column::Id)
         .from(messages::Entity)
-        .and_where(Expr::col(messages::Column::UserId).eq(user_id))
+        .and_where(Expr::col(messages::Column::ConversationId).in_subquery(owned.clone()))
         .to_owned();
     cache_content_mapping::Entity::delete_many()
         .filter(cache_content_mapping::Column::MainId.in_subquery(own_messages))
         .exec(txn)
         .await?;
     messages::Entity::delete_many()
-        .filter(
-            Condition::any()
-                .add(messages::Column::UserId.eq(user_id))
-                .add(messages::Column::ConversationId.in_subquery(owned)),
-        )
+        .filter(messages::Column::ConversationId.in_subquery(owned.clone()))
         .exec(txn)
         .await?;
     conversations::Entity::delete_many()
-        .filter(conversations::Column::UserId.eq(user_id))
+        .filter(conversations::Column::Id.in_subquery(owned))
         .exec(txn)
         .await?;
-    let mut subjects: Vec<String> = guests.iter().map(|g| g.guest_id.clone()).collect();
-    subjects.push(uid.clone());
-    for chunk in subjects.chunks(500) {
-        usage_metrics::Entity::delete_many()
-            .filter(usage_metrics::Column::UserId.is_in(chunk.to_vec()))
-            .exec(txn)
-            .await?;
-    }
-    // The audit trail keeps its rows; who they were about becomes a one-way hash.
-    let audits = cache_migrations::Entity::find()
-        .filter(cache_migrations::Column::UserId.eq(uid.as_str()))
-        .all(txn)
-        .await?;
-    for audit in audits {
-        cache_migrations::Entity::update_many()
-            .col_expr(
-                cache_migrations::Column::UserId,
-                Expr::value(sha256_hex(&uid)),
-            )
-            .col_expr(
-                cache_migrations::Column::GuestId,
-                Expr::value(sha256_hex(&audit.guest_id)),
-            )
-            .filter(cache_migrations::Column::Id.eq(audit.id))
-            .exec(txn)
-            .await?;
-    }
-    refresh_tokens::Entity::delete_many()
-        .filter(refresh_tokens::Column::UserId.eq(user_id))
-        .exec(txn)
-        .await?;
-    users::Entity::delete_by_id(user_id).exec(txn).await?;
     hashes.sort_unstable();
     hashes.dedup();
     embeddings::sql::forget_unreferenced(txn, hashes).await?;
-    Ok(Write::Commit(Erased {
+    Ok(Erased {
         guests: guests.into_iter().map(|g| (g.guest_id, g.id)).collect(),
-    }))
+    })
 }

@@ -1,0 +1,280 @@
+//! An account conversation's messages: reading them (pages, the newest, a time range) and adding
+//! one at the next `message_index` (a retry answers the original).
+
+use chrono::{DateTime, Utc};
+use entity::{conversations, messages};
+use sea_orm::{
+    ColumnTrait, Condition, DatabaseConnection, DatabaseTransaction, EntityTrait, IntoActiveModel,
+    QueryFilter, QueryOrder, QuerySelect,
+    sea_query::{Expr, ExprTrait, SimpleExpr},
+};
+use tracing::{instrument, warn};
+use uuid::Uuid;
+
+use super::{ConversationService, NewAccountMessage};
+use crate::{
+    service::{
+        Page, ServiceError,
+        cache_metrics::{Layer, Op},
+        clock::{now, stored_precision},
+        digest::md5_hex,
+        embeddings::{Source, Text},
+        guest::{
+            NewMessage,
+            rules::{self, RetryKey},
+        },
+        page::page_size,
+        usage::ACCOUNT_TIER,
+    },
+    store::Write,
+};
+
+/// Which messages a list shows, in which order.
+#[derive(Clone, Debug, Default)]
+pub struct MessageQuery {
+    /// Page size (default 100, at most 1000).
+    pub limit: Option<u64>,
+    /// The `next_cursor` of the previous page: the last `message_index` it held.
+    pub cursor: Option<i64>,
+    /// Only the N most recent messages (within the other bounds), oldest first unless
+    /// `descending`; no further page.
+    pub last: Option<u64>,
+    /// Newest first.
+    pub descending: bool,
+    /// Only messages before / after these indexes (exclusive).
+    pub before_index: Option<i64>,
+    pub after_index: Option<i64>,
+    /// Only messages written at or after `since` and before `until` (the time a list shows:
+    /// the client's timestamp, else when it was stored).
+    pub since: Option<DateTime<Utc>>,
+    pub until: Option<DateTime<Utc>>,
+}
+
+/// The time a message is listed under.
+fn written_at() -> SimpleExpr {
+    Expr::cust("COALESCE(messages.client_timestamp, messages.created_at)")
+}
+
+impl MessageQuery {
+    async fn run(
+        &self,
+        db: &DatabaseConnection,
+        conversation: Uuid,
+    ) -> Result<Page<messages::Model>, ServiceError> {
+        let (limit, newest_first) = match self.last {
+            Some(n) => (page_size(Some(n))?, true),
+            None => (page_size(self.limit)?, self.descending),
+        };
+        let mut query = messages::Entity::find()
+            .filter(messages::Column::ConversationId.eq(conversation))
+            .limit(limit + 1);
+        query = if newest_first {
+            query.order_by_desc(messages::Column::MessageIndex)
+        } else {
+            query.order_by_asc(messages::Column::MessageIndex)
+        };
+        // A cursor continues in the list's direction.
+        let (mut before, mut after) = (self.before_index, self.after_index);
+        if let Some(cursor) = self.cursor {
+            if newest_first {
+                before = Some(before.map_or(cursor, |b| Ord::min(b, cursor)));
+            } else {
+                after = Some(after.map_or(cursor, |a| Ord::max(a, cursor)));
+            }
+        }
+        if let Some(before) = before {
+            query = query.filter(messages::Column::MessageIndex.lt(before));
+        }
+        if let Some(after) = after {
+            query = query.filter(messages::Column::MessageIndex.gt(after));
+        }
+        if let Some(since) = self.since {
+            query = query.filter(written_at().gte(since));
+        }
+        if let Some(until) = self.until {
+            query = query.filter(written_at().lt(until));
+        }
+        let rows = query.all(db).await?;
+        let mut page = Page::from_rows(rows, limit, |m| m.message_index.to_string());
+        if self.last.is_some() {
+            page.next_cursor = None;
+            if !self.descending {
+                page.items.reverse();
+            }
+        }
+        Ok(page)
+    }
+}
+
+impl ConversationService {
+    /// Messages of one of the user's conversations, as `query` asks.
+    pub async fn messages(
+        &self,
+        user_id: Uuid,
+        id: Uuid,
+        query: MessageQuery,
+    ) -> Result<Page<messages::Model>, ServiceError> {
+        self.get(user_id, id).await?;
+        let page = query.run(self.store.conn(), id).await?;
+        self.usage
+            .record(&user_id.to_string(), ACCOUNT_TIER, |_| {});
+        Ok(page)
+    }
+
+    /// Adds a message at the next `message_index`. A retry (same role, content and timestamp, or
+    /// the same `Idempotency-Key`) returns the original with `true`.
+    #[instrument(skip_all, fields(user_id = %user_id, conversation_id = %id))]
+    pub async fn add_message(
+        &self,
+        user_id: Uuid,
+        id: Uuid,
+        mut msg: NewAccountMessage,
+    ) -> Result<(messages::Model, bool), ServiceError> {
+        rules::validate_message(&msg.message, self.max_message_bytes)?;
+        rules::validate_text("model_used", msg.model_used.as_deref().unwrap_or_default())?;
+        msg.message.timestamp = msg.message.timestamp.map(stored_precision);
+        let mut attempt = 0;
+        loop {
+            match self.add_message_once(user_id, id, &msg).await {
+                Err(ServiceError::Contended(err)) if attempt < 3 => {
+                    attempt += 1;
+                    warn!(error = %err, attempt, "write conflict; retrying");
+                }
+                Err(ServiceError::Unavailable(err)) => {
+                    self.store.note_error(&err);
+                    return Err(ServiceError::Unavailable(err));
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn add_message_once(
+        &self,
+        user_id: Uuid,
+        id: Uuid,
+        msg: &NewAccountMessage,
+    ) -> Result<(messages::Model, bool), ServiceError> {
+        let owned = msg.clone();
+        let started = std::time::Instant::now();
+        let written = self
+            .store
+            .write(move |txn| Box::pin(add_message_in(txn, user_id, id, owned)))
+            .await;
+        self.metrics
+            .timed(Layer::Main, Op::Write, started, &written);
+        let (stored, duplicate) = written?;
+        if duplicate {
+            return Ok((stored, true));
+        }
+        self.embeddings
+            .enqueue(Source::Main, stored.id, Text::Owned(stored.content.clone()));
+        let tokens = i64::from(stored.tokens_used.unwrap_or(0));
+        self.usage.record(&user_id.to_string(), ACCOUNT_TIER, |d| {
+            d.messages_stored += 1;
+            d.tokens += tokens;
+        });
+        Ok((stored, false))
+    }
+}
+
+/// One account write inside a transaction (or group-commit savepoint): bump the counter (which
+/// locks the row), detect a retry (discarded), insert at the new index.
+async fn add_message_in(
+    txn: &DatabaseTransaction,
+    user_id: Uuid,
+    id: Uuid,
+    msg: NewAccountMessage,
+) -> Result<Write<(messages::Model, bool)>, ServiceError> {
+    let at = now();
+    let m = msg.message;
+    let tokens = i64::from(m.tokens.unwrap_or(0));
+    let bumped = conversations::Entity::update_many()
+        .col_expr(
+            conversations::Column::MessageCount,
+            Expr::col(conversations::Column::MessageCount).add(1),
+        )
+        .col_expr(
+            conversations::Column::TokenCount,
+            Expr::col(conversations::Column::TokenCount).add(tokens),
+        )
+        // Never backwards: a concurrent write that read the clock earlier may commit later.
+        .col_expr(
+            conversations::Column::LastMessageAt,
+            Expr::case(
+                Expr::col(conversations::Column::LastMessageAt)
+                    .is_null()
+                    .or(Expr::col(conversations::Column::LastMessageAt).lt(at)),
+                Expr::value(Some(at)),
+            )
+            .finally(Expr::col(conversations::Column::LastMessageAt))
+            .into(),
+        )
+        .col_expr(conversations::Column::UpdatedAt, Expr::value(at))
+        .filter(conversations::Column::Id.eq(id))
+        .filter(conversations::Column::UserId.eq(user_id))
+        .filter(conversations::Column::Status.ne("deleted"))
+        .exec_with_returning(txn)
+        .await?;
+    let conversation = bumped
+        .into_iter()
+        .next()
+        .ok_or(ServiceError::ConversationNotFound)?;
+    if let Some(original) = find_retry(txn, id, &m).await? {
+        return Ok(Write::Discard((original, true)));
+    }
+    let row = messages::Model {
+        id: Uuid::now_v7(),
+        conversation_id: id,
+        user_id,
+        content_hash: md5_hex(&m.content),
+        role: m.role,
+        content: m.content,
+        content_type: m.content_type.unwrap_or_else(|| "text".into()),
+        message_index: conversation.message_count,
+        tokens_used: m.tokens,
+        model_used: msg.model_used,
+        user_rating: None,
+        is_edited: false,
+        is_regeneration: false,
+        parent_message_id: None,
+        flagged: false,
+        created_at: at,
+        updated_at: at,
+        origin_cache_message_id: None,
+        client_timestamp: m.timestamp,
+        idempotency_key: m.idempotency_key,
+    };
+    messages::Entity::insert(row.clone().into_active_model())
+        .exec_without_returning(txn)
+        .await?;
+    Ok(Write::Commit((row, false)))
+}
+
+/// The stored message this write repeats, if any (see [`rules::repeated`]).
+async fn find_retry(
+    txn: &DatabaseTransaction,
+    id: Uuid,
+    msg: &NewMessage,
+) -> Result<Option<messages::Model>, ServiceError> {
+    let same_conversation = messages::Column::ConversationId.eq(id);
+    let probe = match rules::retry_key(msg) {
+        None => return Ok(None),
+        Some(RetryKey::Key(key)) => Condition::all()
+            .add(same_conversation)
+            .add(messages::Column::IdempotencyKey.eq(key)),
+        Some(RetryKey::Same {
+            role,
+            content_md5,
+            timestamp,
+        }) => Condition::all()
+            .add(same_conversation)
+            .add(messages::Column::Role.eq(role))
+            .add(messages::Column::ContentHash.eq(content_md5))
+            .add(messages::Column::ClientTimestamp.eq(timestamp)),
+    };
+    let candidates = messages::Entity::find().filter(probe).all(txn).await?;
+    rules::repeated(&candidates, msg)
+        .transpose()
+        .map(|found| found.cloned())
+}
