@@ -267,6 +267,8 @@ pub async fn serve(settings: Settings) -> Result<(), StartupError> {
     let grace = Duration::from_secs(settings.server.shutdown_grace_secs);
     let flush_every = Duration::from_secs(settings.metrics.flush_interval_secs);
     let state = build_state(settings, Role::Serve).await?;
+    // The token counter's tables load off the request path while the listener comes up.
+    tokio::task::spawn_blocking(crate::service::tokenize::warm_up);
     let acceptor = TcpListener::bind(addr)
         .into_acceptor()
         .await

@@ -205,7 +205,7 @@ pub struct Message {
 }
 
 impl Message {
-    fn new(m: entity::messages::Model, duplicate: Option<bool>) -> Self {
+    pub(super) fn new(m: entity::messages::Model, duplicate: Option<bool>) -> Self {
         Self {
             id: m.id,
             conversation_id: m.conversation_id,

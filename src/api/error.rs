@@ -85,7 +85,8 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         | InvalidEmail
         | PasswordTooShort
         | PasswordTooLong
-        | InvalidImport => 422,
+        | InvalidImport
+        | BudgetTooSmall => 422,
         RateLimited | GuestQuotaExceeded => 429,
         InternalError => 500,
         DatabaseUnavailable | ServiceUnavailable | EmbeddingUnavailable => 503,

@@ -136,7 +136,7 @@ struct GuestConversationView<'a> {
 }
 
 #[derive(serde::Serialize)]
-struct GuestMessageView<'a> {
+pub(super) struct GuestMessageView<'a> {
     id: Uuid,
     role: &'a str,
     content: &'a str,

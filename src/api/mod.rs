@@ -5,6 +5,7 @@
 pub mod admin;
 pub mod auth;
 pub mod client_ip;
+pub mod context;
 pub mod conversation_changes;
 pub mod conversations;
 mod cors;
@@ -49,6 +50,7 @@ pub type Apis = (
     auth::AuthApi,
     conversations::ConversationsApi,
     conversation_changes::ConversationChangesApi,
+    context::ContextApi,
     export::ExportApi,
     import::ImportApi,
     search::SearchApi,
@@ -65,6 +67,7 @@ pub fn openapi_service() -> OpenApiService<Apis, ()> {
             auth::AuthApi,
             conversations::ConversationsApi,
             conversation_changes::ConversationChangesApi,
+            context::ContextApi,
             export::ExportApi,
             import::ImportApi,
             search::SearchApi,

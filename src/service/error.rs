@@ -84,6 +84,7 @@ error_codes! {
     PasswordTooShort => "password_too_short",
     PasswordTooLong => "password_too_long",
     InvalidImport => "invalid_import",
+    BudgetTooSmall => "budget_too_small",
     // 429.
     RateLimited => "rate_limited",
     GuestQuotaExceeded => "guest_quota_exceeded",

@@ -6,6 +6,7 @@ pub mod auth;
 pub mod cache_metrics;
 pub mod checksum;
 pub mod clock;
+pub mod context;
 pub mod conversations;
 pub mod digest;
 pub mod embeddings;
@@ -22,6 +23,7 @@ pub mod page;
 mod pending;
 pub mod retention;
 pub mod search;
+pub mod tokenize;
 pub mod tokens;
 pub mod usage;
 

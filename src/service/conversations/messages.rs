@@ -24,6 +24,7 @@ use crate::{
             rules::{self, RetryKey},
         },
         page::page_size,
+        tokenize::Encoding,
         usage::ACCOUNT_TIER,
     },
     store::Write,
@@ -187,7 +188,7 @@ async fn add_message_in(
     msg: NewAccountMessage,
 ) -> Result<Write<(messages::Model, bool)>, ServiceError> {
     let at = now();
-    let m = msg.message;
+    let mut m = msg.message;
     let tokens = i64::from(m.tokens.unwrap_or(0));
     let bumped = conversations::Entity::update_many()
         .col_expr(
@@ -222,6 +223,23 @@ async fn add_message_in(
         .ok_or(ServiceError::ConversationNotFound)?;
     if let Some(original) = find_retry(txn, id, &m).await? {
         return Ok(Write::Discard((original, true)));
+    }
+    if m.tokens.is_none() {
+        // Counted with the model of the message, else of the conversation (read under the lock).
+        let model = msg
+            .model_used
+            .as_deref()
+            .or(conversation.model_used.as_deref());
+        let counted = Encoding::for_model(model).count(&m.content);
+        conversations::Entity::update_many()
+            .col_expr(
+                conversations::Column::TokenCount,
+                Expr::col(conversations::Column::TokenCount).add(i64::from(counted)),
+            )
+            .filter(conversations::Column::Id.eq(id))
+            .exec(txn)
+            .await?;
+        m.tokens = Some(counted);
     }
     let row = messages::Model {
         id: Uuid::now_v7(),

@@ -284,6 +284,11 @@ impl ConversationService {
         Ok(Page::from_rows(rows, limit, list_cursor))
     }
 
+    /// The database, for reads.
+    pub(crate) fn db(&self) -> &sea_orm::DatabaseConnection {
+        self.store.conn()
+    }
+
     /// One of the user's conversations, or `ConversationNotFound` (also for other users' ones
     /// and deleted ones).
     pub async fn get(&self, user_id: Uuid, id: Uuid) -> Result<conversations::Model, ServiceError> {

@@ -26,6 +26,7 @@ use super::{
     cache_metrics::{CacheMetrics, Layer, Op},
     clock::{now, stored_precision},
     embeddings::{self, Embeddings, Text},
+    tokenize::Encoding,
     tokens::GuestTokens,
     usage::{GUEST_TIER, UsageCounters},
 };
@@ -240,6 +241,10 @@ impl GuestService {
         };
         rules::validate_message(&msg, self.max_message_bytes)?;
         msg.timestamp = msg.timestamp.map(stored_precision);
+        // Counted here, on the request's task, not in the writer. A guest names no model.
+        msg.tokens = msg
+            .tokens
+            .or_else(|| Some(Encoding::for_model(None).count(&msg.content)));
         let mut attempt = 0;
         let started = Instant::now();
         let stored = loop {
