@@ -94,10 +94,12 @@ checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "404",
 EOF
 
 echo "-- schemathesis on $LABEL ($BASE)"
+# One worker: with two, Hypothesis's shared lambda-source cache once failed a run with "AST
+# constructor recursion depth mismatch" (an error of the tool, not of the server).
 set +e
 (cd "$WORK" && "$VENV/bin/schemathesis" --config-file "$WORK/schemathesis.toml" run \
   "$BASE/openapi.json" --checks all --max-examples "${SCHEMATHESIS_EXAMPLES:-60}" --seed "${SCHEMATHESIS_SEED:-1}" \
-  --workers 2 --request-timeout 20 --suppress-health-check all \
+  --workers 1 --request-timeout 20 --suppress-health-check all \
   --output-sanitize false --report ndjson --report-dir "$WORK/report" 2>&1 | tee "$WORK/run.log")
 rc=${PIPESTATUS[0]}
 set -e

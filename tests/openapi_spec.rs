@@ -120,3 +120,28 @@ fn the_readme_lists_every_error_code_with_its_status() {
         assert!(readme.contains(&row), "README lacks the row {row}");
     }
 }
+
+#[test]
+fn every_method_of_a_path_is_in_the_spec() {
+    // A path served by two OpenApi units keeps only one unit's methods in the spec; each path
+    // lives in one unit. These paths carry several methods.
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("openapi/openapi.json");
+    let spec: Value =
+        serde_json::from_str(&std::fs::read_to_string(path).expect("spec")).expect("json");
+    for (path, methods) in [
+        ("/v1/conversations/{id}", &["delete", "get", "patch"][..]),
+        ("/v1/conversations", &["get", "post"]),
+        ("/v1/conversations/{id}/messages", &["get", "post"]),
+        ("/v1/guest/chat/{guest_id}", &["delete", "get", "post"]),
+        ("/v1/users/me", &["delete", "get"]),
+    ] {
+        let mut found: Vec<&str> = spec["paths"][path]
+            .as_object()
+            .expect("path in the spec")
+            .keys()
+            .map(String::as_str)
+            .collect();
+        found.sort_unstable();
+        assert_eq!(found, methods, "{path}");
+    }
+}

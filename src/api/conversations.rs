@@ -12,12 +12,13 @@ use uuid::Uuid;
 
 use super::{
     ApiTags,
-    conversation_changes::SettableStatus,
+    conversation::SettableStatus,
     error::{ApiResult, statuses},
     guest::NewGuestMessage,
     security::UserBearer,
     types::{
-        Content, ContentType, ConversationStatus, IdempotencyKey, Role, StrictString, Timestamp,
+        Content, ContentType, ConversationStatus, IdempotencyKey, ListCursor, Role, StrictString,
+        Timestamp,
     },
 };
 use crate::{
@@ -33,8 +34,6 @@ statuses! {
     CreateErrors: 400, 401, 413, 415, 422, 500, 503;
     /// Listing conversations.
     ListErrors: 400, 401, 422, 500, 503;
-    /// Reading one conversation.
-    GetErrors: 400, 401, 404, 500, 503;
     /// Adding a message.
     AddMessageErrors: 400, 401, 404, 409, 413, 415, 422, 500, 503;
     /// Reading messages.
@@ -299,7 +298,7 @@ impl ConversationsApi {
         #[oai(validator(minimum(value = "1"), maximum(value = "1000")))]
         limit: Query<Option<u64>>,
         /// `next_cursor` of the previous page.
-        cursor: Query<Option<StrictString>>,
+        cursor: Query<Option<ListCursor>>,
         /// Only `active` or only `archived` conversations (default: both).
         status: Query<Option<SettableStatus>>,
         /// Only conversations carrying this tag.
@@ -317,21 +316,6 @@ impl ConversationsApi {
             .list(user.0.id, filter, limit.0, cursor.0.as_deref())
             .await?;
         Ok(Json(page.into()))
-    }
-
-    /// One of your conversations (another user's is 404)
-    #[oai(
-        path = "/v1/conversations/:id",
-        method = "get",
-        operation_id = "get_conversation"
-    )]
-    async fn get(
-        &self,
-        state: Data<&AppState>,
-        user: UserBearer,
-        id: Path<Uuid>,
-    ) -> ApiResult<Json<Conversation>, GetErrors> {
-        Ok(Json(state.conversations.get(user.0.id, id.0).await?.into()))
     }
 
     /// Add a message

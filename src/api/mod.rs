@@ -6,7 +6,7 @@ pub mod admin;
 pub mod auth;
 pub mod client_ip;
 pub mod context;
-pub mod conversation_changes;
+pub mod conversation;
 pub mod conversations;
 mod cors;
 mod envelope;
@@ -49,7 +49,7 @@ pub type Apis = (
     migration::MigrationApi,
     auth::AuthApi,
     conversations::ConversationsApi,
-    conversation_changes::ConversationChangesApi,
+    conversation::ConversationApi,
     context::ContextApi,
     export::ExportApi,
     import::ImportApi,
@@ -66,7 +66,7 @@ pub fn openapi_service() -> OpenApiService<Apis, ()> {
             migration::MigrationApi,
             auth::AuthApi,
             conversations::ConversationsApi,
-            conversation_changes::ConversationChangesApi,
+            conversation::ConversationApi,
             context::ContextApi,
             export::ExportApi,
             import::ImportApi,

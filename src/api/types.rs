@@ -104,6 +104,14 @@ strict_string!(
 );
 
 strict_string!(
+    /// A conversation list's `next_cursor`, passed back as it came.
+    ListCursor,
+    |schema| {
+        schema.pattern = Some(crate::service::conversations::LIST_CURSOR_PATTERN.into());
+    }
+);
+
+strict_string!(
     /// An e-mail address.
     Email,
     |schema| {

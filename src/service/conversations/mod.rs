@@ -22,7 +22,7 @@ use uuid::Uuid;
 use super::{
     ErrorCode, Page, ServiceError,
     cache_metrics::CacheMetrics,
-    clock::{now, rfc3339},
+    clock::now,
     embeddings::Embeddings,
     guest::{NewMessage, rules},
     page::page_size,
@@ -120,20 +120,28 @@ fn activity() -> SimpleExpr {
     Expr::cust("COALESCE(last_message_at, created_at)")
 }
 
-/// A list cursor: the last row's activity time and id.
+/// A list cursor: the last row's activity time (microseconds since 1970) and id, as
+/// `{micros}-{32 hex digits}` (`LIST_CURSOR_PATTERN`: every string of that shape is a cursor).
 fn list_cursor(c: &conversations::Model) -> String {
-    format!(
-        "{}~{}",
-        rfc3339(c.last_message_at.unwrap_or(c.created_at)),
-        c.id
-    )
+    let at = c.last_message_at.unwrap_or(c.created_at);
+    format!("{}-{}", at.timestamp_micros(), c.id.simple())
 }
+
+/// What a conversation-list cursor looks like.
+pub const LIST_CURSOR_PATTERN: &str = "^[0-9]{1,16}-[0-9a-fA-F]{32}$";
 
 fn parse_list_cursor(cursor: &str) -> Result<(DateTime<Utc>, Uuid), ServiceError> {
     let bad = || ServiceError::invalid(ErrorCode::InvalidCursor, "cursor is not a next_cursor");
-    let (at, id) = cursor.split_once('~').ok_or_else(bad)?;
-    let at = DateTime::parse_from_rfc3339(at).map_err(|_| bad())?;
-    Ok((at.with_timezone(&Utc), id.parse().map_err(|_| bad())?))
+    let (at, id) = cursor.split_once('-').ok_or_else(bad)?;
+    let digits = (1..=16).contains(&at.len()) && at.bytes().all(|b| b.is_ascii_digit());
+    if !digits || id.len() != 32 {
+        return Err(bad());
+    }
+    let at = at
+        .parse::<i64>()
+        .ok()
+        .and_then(DateTime::from_timestamp_micros);
+    Ok((at.ok_or_else(bad)?, Uuid::try_parse(id).map_err(|_| bad())?))
 }
 
 /// Conversations whose tags hold `tag`.
@@ -254,6 +262,8 @@ impl ConversationService {
         cursor: Option<&str>,
     ) -> Result<Page<conversations::Model>, ServiceError> {
         let limit = page_size(limit)?;
+        rules::validate_text("tag", filter.tag.as_deref().unwrap_or_default())?;
+        rules::validate_text("q", filter.q.as_deref().unwrap_or_default())?;
         let backend = self.store.backend();
         let mut query = conversations::Entity::find()
             .filter(conversations::Column::UserId.eq(user_id))

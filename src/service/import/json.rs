@@ -144,12 +144,21 @@ pub fn opt_int(
     }
 }
 
+/// Times Genesis stores: from 1970 to 2286 (ordering keys are microseconds since 1970).
+fn plausible(t: DateTime<Utc>, at: &At) -> Result<DateTime<Utc>, ServiceError> {
+    if (0..=9_999_999_999_999_999).contains(&t.timestamp_micros()) {
+        Ok(stored_precision(t))
+    } else {
+        Err(at.invalid("the time must be between 1970 and 2286"))
+    }
+}
+
 /// An RFC 3339 time, at the stored precision.
 pub fn time(v: &Value, at: &At) -> Result<DateTime<Utc>, ServiceError> {
     let text = string(v, at)?;
-    DateTime::parse_from_rfc3339(text)
-        .map(|t| stored_precision(t.with_timezone(&Utc)))
-        .map_err(|_| at.invalid("expected an RFC 3339 time, e.g. 2025-12-21T12:00:00Z"))
+    let t = DateTime::parse_from_rfc3339(text)
+        .map_err(|_| at.invalid("expected an RFC 3339 time, e.g. 2025-12-21T12:00:00Z"))?;
+    plausible(t.with_timezone(&Utc), at)
 }
 
 /// Seconds since 1970 as a number (how ChatGPT exports write times), at the stored precision.
@@ -158,9 +167,9 @@ pub fn epoch_seconds(v: &Value, at: &At) -> Result<DateTime<Utc>, ServiceError> 
         .as_f64()
         .filter(|s| s.is_finite())
         .ok_or_else(|| at.invalid(format!("expected seconds since 1970, found {}", kind(v))))?;
-    DateTime::from_timestamp_micros((seconds * 1e6).round() as i64)
-        .map(stored_precision)
-        .ok_or_else(|| at.invalid("time out of range"))
+    let t = DateTime::from_timestamp_micros((seconds * 1e6).round() as i64)
+        .ok_or_else(|| at.invalid("time out of range"))?;
+    plausible(t, at)
 }
 
 #[cfg(test)]

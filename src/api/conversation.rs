@@ -1,5 +1,6 @@
-//! Changing and removing an account conversation: `PATCH /v1/conversations/{id}` (rename,
-//! archive, settings) and `DELETE /v1/conversations/{id}` (soft, or `?hard=true` for good).
+//! One account conversation: `GET /v1/conversations/{id}`, `PATCH` (rename, archive, settings)
+//! and `DELETE` (soft, or `?hard=true` for good). (One unit per path: the spec keeps one path
+//! item per unit.)
 
 use poem::web::Data;
 use poem_openapi::{
@@ -20,6 +21,8 @@ use super::{
 use crate::{service::conversations::ConversationPatch, state::AppState};
 
 statuses! {
+    /// Reading one conversation.
+    GetErrors: 400, 401, 404, 500, 503;
     /// Changing a conversation.
     PatchErrors: 400, 401, 404, 413, 415, 422, 500, 503;
     /// Deleting a conversation.
@@ -99,10 +102,25 @@ pub enum Deleted {
     NoContent,
 }
 
-pub struct ConversationChangesApi;
+pub struct ConversationApi;
 
 #[OpenApi(tag = "ApiTags::Conversations")]
-impl ConversationChangesApi {
+impl ConversationApi {
+    /// One of your conversations (another user's, or a deleted one, is 404)
+    #[oai(
+        path = "/v1/conversations/:id",
+        method = "get",
+        operation_id = "get_conversation"
+    )]
+    async fn get(
+        &self,
+        state: Data<&AppState>,
+        user: UserBearer,
+        id: Path<Uuid>,
+    ) -> ApiResult<Json<Conversation>, GetErrors> {
+        Ok(Json(state.conversations.get(user.0.id, id.0).await?.into()))
+    }
+
     /// Change a conversation
     ///
     /// Rename, archive or restore (`status`), or change its settings. Answers the conversation as
