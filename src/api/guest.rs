@@ -12,6 +12,7 @@ use uuid::Uuid;
 
 use super::{
     ApiTags,
+    conversations::Order,
     error::{ApiResult, statuses},
     security::{GuestToken, GuestTokenOrClaim},
     types::{Content, ContentType, GuestId, IdempotencyKey, JsonBytes, Role, Timestamp},
@@ -20,7 +21,7 @@ use crate::{
     hot::CachedMessage,
     service::{
         ServiceError,
-        guest::{Appended, GuestHistory, HistoryPage, NewMessage, Source},
+        guest::{Appended, GuestHistory, GuestQuery, NewMessage, Source},
     },
     state::AppState,
 };
@@ -287,8 +288,11 @@ impl GuestApi {
     ///
     /// One page of messages in sequence order (`limit`, default 100, at most 1000; `cursor` from
     /// the previous page's `next_cursor`), from the hot cache when it holds the full history,
-    /// otherwise from SQL. Needs the guest token. A guest migrated into an account answers 409
-    /// `guest_migrated` (its messages are the account's now).
+    /// otherwise from SQL. As for account messages: `last=N` the newest N (oldest first unless
+    /// `order=desc`), `order=asc|desc`, `before_index` / `after_index` (on `sequence`,
+    /// exclusive), `since` (inclusive) / `until` (exclusive) on `timestamp`. Needs the guest
+    /// token. A guest migrated into an account answers 409 `guest_migrated` (its messages are the
+    /// account's now).
     #[oai(
         path = "/v1/guest/chat/:guest_id",
         method = "get",
@@ -305,13 +309,34 @@ impl GuestApi {
         /// `next_cursor` of the previous page (the last `sequence` read).
         #[oai(validator(minimum(value = "0")))]
         cursor: Query<Option<i64>>,
+        /// The N most recent messages, 1-1000 (no further page).
+        #[oai(validator(minimum(value = "1"), maximum(value = "1000")))]
+        last: Query<Option<u64>>,
+        /// `asc` (default) or `desc`.
+        order: Query<Option<Order>>,
+        /// Only messages with a smaller `sequence`.
+        #[oai(validator(minimum(value = "0")))]
+        before_index: Query<Option<i64>>,
+        /// Only messages with a larger `sequence`.
+        #[oai(validator(minimum(value = "0")))]
+        after_index: Query<Option<i64>>,
+        /// Only messages at or after this time (RFC 3339).
+        since: Query<Option<DateTime<FixedOffset>>>,
+        /// Only messages before this time (RFC 3339).
+        until: Query<Option<DateTime<FixedOffset>>>,
     ) -> ApiResult<ConversationResponse, ReadErrors> {
-        let page = HistoryPage {
-            after: cursor.0.unwrap_or(0),
+        let query = GuestQuery {
             limit: limit.0,
+            cursor: cursor.0,
+            last: last.0,
+            descending: order.0 == Some(Order::Desc),
+            before: before_index.0,
+            after: after_index.0,
+            since: since.0.map(|t| t.to_utc()),
+            until: until.0.map(|t| t.to_utc()),
         };
         let token = token.0.as_deref();
-        let history = state.guests.history(&guest_id, token, page).await?;
+        let history = state.guests.read(&guest_id, token, query).await?;
         Ok(conversation_body(&guest_id, &history)?)
     }
 

@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use super::{
     ErrorCode, ServiceError, conversations::ConversationService, guest::GuestService,
-    guest::HistoryPage, tokenize::Encoding,
+    tokenize::Encoding,
 };
 use crate::hot::CachedMessage;
 
@@ -117,19 +117,7 @@ impl GuestService {
         token: Option<&str>,
         budget: i64,
     ) -> Result<(Uuid, Window<Arc<CachedMessage>>), ServiceError> {
-        let mut all = Vec::new();
-        let mut page = HistoryPage {
-            after: 0,
-            limit: Some(crate::service::page::MAX_PAGE),
-        };
-        let conversation = loop {
-            let history = self.history(guest_id, token, page).await?;
-            all.extend(history.messages().iter().cloned());
-            match history.next_cursor {
-                Some(next) => page.after = next,
-                None => break history.conversation_id,
-            }
-        };
+        let (conversation, all, _) = self.whole_history(guest_id, token).await?;
         let encoding = Encoding::for_model(None);
         let tokens_of = |m: &Arc<CachedMessage>| {
             m.tokens

@@ -10,6 +10,7 @@ mod access;
 mod batch;
 mod read;
 pub mod rules;
+mod select;
 mod single;
 mod sql;
 
@@ -38,6 +39,7 @@ use access::Access;
 use batch::{AppendItem, GuestAppends};
 pub use read::{GuestHistory, HistoryPage, Source};
 pub use rules::GuestLimits;
+pub use select::GuestQuery;
 
 const WRITE_RETRIES: u64 = 3;
 

@@ -47,6 +47,23 @@ impl GuestHistory {
         &self.messages[self.range.clone()]
     }
 
+    /// Messages picked from a history, as they are.
+    pub(super) fn picked(
+        conversation_id: Uuid,
+        picked: Vec<Arc<CachedMessage>>,
+        source: Source,
+        next_cursor: Option<i64>,
+    ) -> Self {
+        let len = picked.len();
+        Self {
+            conversation_id,
+            messages: Arc::new(picked),
+            range: 0..len,
+            source,
+            next_cursor,
+        }
+    }
+
     /// The page of `messages` (a complete history, sequences 1..=n) after sequence `after`.
     fn page_of(
         conversation_id: Uuid,
