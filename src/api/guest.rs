@@ -298,6 +298,7 @@ impl GuestApi {
         method = "get",
         operation_id = "get_guest_conversation"
     )]
+    #[allow(clippy::too_many_arguments)]
     async fn get_conversation(
         &self,
         state: Data<&AppState>,
