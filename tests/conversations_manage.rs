@@ -4,7 +4,9 @@
 
 mod common;
 
-use common::{TestApp, assert_error, join_all, spawn_app};
+use common::{TestApp, assert_error, join_all, spawn_app, spawn_app_with};
+
+const ADMIN: &str = "conversations-admin-token-0123456789abcdef";
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -445,4 +447,50 @@ async fn counters_stay_exact_under_a_concurrent_burst() {
         .1;
     let indexes: Vec<i64> = shown(&list).into_iter().map(|(i, _)| i).collect();
     assert_eq!(indexes, (1..=40).collect::<Vec<_>>(), "gapless");
+}
+
+#[tokio::test]
+async fn a_guest_that_never_wrote_leaves_no_empty_conversation() {
+    let app = spawn_app_with(&[("GENESIS__ADMIN__TOKEN", ADMIN)]).await;
+    let (guest_id, token) = app.new_guest().await;
+    let resp = app
+        .client
+        .post(app.url("/v1/auth/signup"))
+        .json(
+            &json!({"email": "empty-guest@example.com", "password": "correct horse battery",
+                      "guest_id": guest_id, "guest_token": token}),
+        )
+        .send()
+        .await
+        .expect("signup");
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    let session: Value = resp.json().await.expect("json");
+    assert_eq!(
+        session["migration"]["conversation_ids"],
+        json!([]),
+        "{session}"
+    );
+    assert_eq!(session["migration"]["messages_migrated"], 0);
+    let access = session["access_token"].as_str().expect("token").to_string();
+    assert!(
+        titles(&app, &access, "").await.is_empty(),
+        "no empty conversation"
+    );
+    let audit = format!(
+        "SELECT COUNT(*) FROM cache_migrations WHERE guest_id = '{guest_id}' AND status = 'completed'"
+    );
+    assert_eq!(app.count(&audit).await, 1, "the call is audited");
+
+    // The guest is still a guest: what it writes now is taken along by the next migration.
+    app.say(&guest_id, &token, "user", "now I have something to say")
+        .await;
+    let (status, moved) = app.migrate(&guest_id, &access, &token).await;
+    assert_eq!(status, StatusCode::OK, "{moved}");
+    assert_eq!(moved["messages_migrated"], 1);
+    assert_eq!(titles(&app, &access, "").await.len(), 1);
+    let (status, verify) = app
+        .authed(Method::GET, "/v1/admin/verify", ADMIN, None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{verify}");
+    assert_eq!(verify["ok"], true, "the audit trail checks out: {verify}");
 }

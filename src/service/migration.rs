@@ -151,6 +151,9 @@ impl MigrationService {
             .with_label_values(&[outcome])
             .inc();
         match &result {
+            Ok(report) if report.cache_conversation_id.is_none() && !report.already_migrated => {
+                info!("guest had no messages: nothing migrated");
+            }
             Ok(report) if !report.already_migrated => {
                 info!(messages = report.messages_migrated, "guest migrated");
                 self.guests.forget_key(guest_id);
@@ -252,6 +255,11 @@ async fn migrate_in(
         .all(txn)
         .await?;
     let at = now();
+    if rows.is_empty() {
+        // Nothing to take along: no empty conversation in the account. The guest stays a guest
+        // (it may still write and be taken along later); the call is audited.
+        return empty_guest(txn, user_id, guest_id, started_at, at).await;
+    }
     let conversation_id = Uuid::now_v7();
     let tokens: i64 = rows.iter().map(|m| i64::from(m.tokens.unwrap_or(0))).sum();
     conversations::Entity::insert(conversations::ActiveModel {
@@ -390,6 +398,44 @@ async fn migrate_in(
         already_migrated: false,
         completed_at: Some(at),
         cache_conversation_id: Some(cached.id),
+    }))
+}
+
+/// The migration of a guest that never wrote: an audit row, nothing moved.
+async fn empty_guest(
+    txn: &DatabaseTransaction,
+    user_id: Uuid,
+    guest_id: &str,
+    started_at: DateTime<Utc>,
+    at: DateTime<Utc>,
+) -> Result<Write<MigrationReport>, ServiceError> {
+    let migration_id = Uuid::now_v7();
+    let checksum = checksum::checksum(std::iter::empty::<(i64, &str)>());
+    cache_migrations::Entity::insert(cache_migrations::ActiveModel {
+        id: Set(migration_id),
+        guest_id: Set(guest_id.to_string()),
+        user_id: Set(user_id.to_string()),
+        status: Set("completed".into()),
+        conversations_migrated: Set(0),
+        messages_migrated: Set(0),
+        checksum: Set(Some(checksum.clone())),
+        conversation_ids: Set(serde_json::json!([])),
+        error: Set(None),
+        started_at: Set(started_at),
+        completed_at: Set(Some(at)),
+    })
+    .exec_without_returning(txn)
+    .await?;
+    Ok(Write::Commit(MigrationReport {
+        migration_id,
+        user_id,
+        guest_id: guest_id.to_string(),
+        conversation_ids: Vec::new(),
+        messages_migrated: 0,
+        checksum,
+        already_migrated: false,
+        completed_at: Some(at),
+        cache_conversation_id: None,
     }))
 }
 
