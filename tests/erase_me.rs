@@ -145,6 +145,25 @@ async fn erasing_an_account_leaves_no_row_of_it_in_any_table() {
         3,
         "two migrated, one written in the account"
     );
+    // An edited message leaves its earlier text in message_versions: that goes too.
+    let alice_message = entity::messages::Entity::find_by_id(alice_rows[0])
+        .one(&db)
+        .await
+        .expect("read")
+        .expect("alice's message");
+    let (status, edited) = app
+        .authed(
+            Method::PATCH,
+            &format!(
+                "/v1/conversations/{}/messages/{}",
+                alice_message.conversation_id, alice_message.id
+            ),
+            &alice,
+            Some(&json!({"content": "an edited text of alice"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{edited}");
+    assert_eq!(app.count("SELECT COUNT(*) FROM message_versions").await, 1);
     let guest_rows = app
         .count(&format!(
             "SELECT COUNT(*) FROM conversation_cache WHERE guest_id = '{guest}'"
@@ -202,6 +221,7 @@ async fn erasing_an_account_leaves_no_row_of_it_in_any_table() {
             "SELECT COUNT(*) FROM conversation_cache WHERE guest_id = '{guest}' OR user_id = '{alice_text}'"
         ),
         "SELECT COUNT(*) FROM message_cache".to_string(),
+        "SELECT COUNT(*) FROM message_versions".to_string(),
         "SELECT COUNT(*) FROM cache_content_mapping".to_string(),
         format!("SELECT COUNT(*) FROM usage_metrics WHERE user_id IN ('{guest}', '{alice_text}')"),
         "SELECT COUNT(*) FROM refresh_tokens WHERE user_id NOT IN (SELECT id FROM users)"

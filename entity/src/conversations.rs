@@ -17,6 +17,8 @@ pub struct Model {
     /// `active`, `archived` or `deleted`.
     pub status: String,
     pub message_count: i64,
+    /// The highest `message_index` given (a deleted message's index is never reused).
+    pub last_index: i64,
     pub token_count: i64,
     pub is_public: bool,
     pub is_shared: bool,

@@ -10,6 +10,7 @@ pub mod cache_migrations;
 pub mod conversation_cache;
 pub mod conversations;
 pub mod message_cache;
+pub mod message_versions;
 pub mod messages;
 pub mod refresh_tokens;
 pub mod usage_metrics;

@@ -17,6 +17,7 @@ mod m20261130_000012_create_search_text;
 mod m20261130_000013_guest_token_salt_and_quota;
 mod m20261130_000014_create_refresh_tokens;
 mod m20261130_000015_conversation_imported_from;
+mod m20261130_000016_message_versions;
 
 pub struct Migrator;
 
@@ -39,6 +40,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000013_guest_token_salt_and_quota::Migration),
             Box::new(m20261130_000014_create_refresh_tokens::Migration),
             Box::new(m20261130_000015_conversation_imported_from::Migration),
+            Box::new(m20261130_000016_message_versions::Migration),
         ]
     }
 }

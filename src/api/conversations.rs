@@ -164,6 +164,10 @@ pub struct AccountMessageInput {
     pub tokens: Option<i32>,
     pub content_type: Option<ContentType>,
     pub model_used: Option<StrictString>,
+    /// The message this one answers, or with `is_regeneration` replaces (same conversation).
+    pub parent_message_id: Option<Uuid>,
+    /// A new answer replacing `parent_message_id`: lists then show only the newest answer.
+    pub is_regeneration: Option<bool>,
 }
 
 impl AccountMessageInput {
@@ -178,6 +182,8 @@ impl AccountMessageInput {
         NewAccountMessage {
             message: message.into_message(idempotency_key),
             model_used: self.model_used.map(|m| m.0),
+            parent_message_id: self.parent_message_id,
+            is_regeneration: self.is_regeneration.unwrap_or(false),
         }
     }
 }
@@ -189,14 +195,26 @@ pub struct Message {
     pub role: Role,
     pub content: String,
     pub content_type: ContentType,
-    /// 1-based, gapless position in the conversation.
+    /// 1-based position in the conversation, in order of writing (a deleted message's index
+    /// is not given again).
     pub message_index: i64,
     /// The client's timestamp, or when the server stored the message.
     pub timestamp: Timestamp,
+    /// The writer's count, else counted when the message was written.
     #[oai(skip_serializing_if_is_none)]
     pub tokens_used: Option<i32>,
     #[oai(skip_serializing_if_is_none)]
     pub model_used: Option<String>,
+    /// The message this one answers or (a regeneration) replaces.
+    #[oai(skip_serializing_if_is_none)]
+    pub parent_message_id: Option<Uuid>,
+    pub is_regeneration: bool,
+    /// True once its text was edited (`…/versions` has the earlier texts).
+    pub is_edited: bool,
+    /// 1 to 5.
+    #[oai(skip_serializing_if_is_none)]
+    pub user_rating: Option<i16>,
+    pub flagged: bool,
     pub created_at: Timestamp,
     /// True when this request repeated a stored message (only on writes).
     #[oai(skip_serializing_if_is_none)]
@@ -215,6 +233,11 @@ impl Message {
             timestamp: Timestamp(m.client_timestamp.unwrap_or(m.created_at)),
             tokens_used: m.tokens_used,
             model_used: m.model_used,
+            parent_message_id: m.parent_message_id,
+            is_regeneration: m.is_regeneration,
+            is_edited: m.is_edited,
+            user_rating: m.user_rating,
+            flagged: m.flagged,
             created_at: m.created_at.into(),
             duplicate,
         }
@@ -388,6 +411,8 @@ impl ConversationsApi {
         since: Query<Option<DateTime<FixedOffset>>>,
         /// Only messages before this time (RFC 3339).
         until: Query<Option<DateTime<FixedOffset>>>,
+        /// Also the answers a regeneration replaced (default: only the newest of each).
+        include_superseded: Query<Option<bool>>,
     ) -> ApiResult<Json<MessageList>, MessagesErrors> {
         let query = MessageQuery {
             limit: limit.0,
@@ -398,6 +423,7 @@ impl ConversationsApi {
             after_index: after_index.0,
             since: since.0.map(|t| t.to_utc()),
             until: until.0.map(|t| t.to_utc()),
+            include_superseded: include_superseded.0.unwrap_or(false),
         };
         let page = state.conversations.messages(user.0.id, id.0, query).await?;
         Ok(Json(page.into()))

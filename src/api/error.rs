@@ -57,7 +57,7 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         GuestTokenRequired | GuestTokenInvalid | AuthRequired | TokenInvalid
         | InvalidCredentials | AdminTokenInvalid | Unauthorized => 401,
         Forbidden => 403,
-        NotFound | GuestNotFound | ConversationNotFound => 404,
+        NotFound | GuestNotFound | ConversationNotFound | MessageNotFound => 404,
         MethodNotAllowed => 405,
         NotAcceptable => 406,
         RequestTimeout => 408,

@@ -15,6 +15,7 @@ pub mod export;
 pub mod guest;
 pub mod health;
 pub mod import;
+pub mod message;
 pub mod metrics;
 pub mod migration;
 mod parse_errors;
@@ -51,6 +52,7 @@ pub type Apis = (
     conversations::ConversationsApi,
     conversation::ConversationApi,
     context::ContextApi,
+    message::MessageApi,
     export::ExportApi,
     import::ImportApi,
     search::SearchApi,
@@ -68,6 +70,7 @@ pub fn openapi_service() -> OpenApiService<Apis, ()> {
             conversations::ConversationsApi,
             conversation::ConversationApi,
             context::ContextApi,
+            message::MessageApi,
             export::ExportApi,
             import::ImportApi,
             search::SearchApi,

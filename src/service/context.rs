@@ -75,6 +75,7 @@ impl ConversationService {
         let truncated = loop {
             let mut query = messages::Entity::find()
                 .filter(messages::Column::ConversationId.eq(id))
+                .filter(super::conversations::not_superseded())
                 .order_by_desc(messages::Column::MessageIndex)
                 .limit(STEP);
             if let Some(before) = before {

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use entity::{
     cache_content_mapping, cache_migrations, conversation_cache, conversations, message_cache,
-    messages, refresh_tokens, usage_metrics, users,
+    message_versions, messages, refresh_tokens, usage_metrics, users,
 };
 use sea_orm::{
     ColumnTrait, Condition, DatabaseTransaction, EntityTrait, QueryFilter, QuerySelect,
@@ -223,6 +223,10 @@ async fn erase_conversations_in(
         .from(messages::Entity)
         .and_where(Expr::col(messages::Column::ConversationId).in_subquery(owned.clone()))
         .to_owned();
+    message_versions::Entity::delete_many()
+        .filter(message_versions::Column::MessageId.in_subquery(own_messages.clone()))
+        .exec(txn)
+        .await?;
     cache_content_mapping::Entity::delete_many()
         .filter(cache_content_mapping::Column::MainId.in_subquery(own_messages))
         .exec(txn)

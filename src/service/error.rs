@@ -48,6 +48,7 @@ error_codes! {
     NotFound => "not_found",
     GuestNotFound => "guest_not_found",
     ConversationNotFound => "conversation_not_found",
+    MessageNotFound => "message_not_found",
     MethodNotAllowed => "method_not_allowed",
     NotAcceptable => "not_acceptable",
     RequestTimeout => "request_timeout",
@@ -124,6 +125,8 @@ pub enum ServiceError {
     EmailTaken,
     #[error("no such conversation")]
     ConversationNotFound,
+    #[error("no such message in this conversation")]
+    MessageNotFound,
     #[error("the admin API is not enabled")]
     AdminDisabled,
     #[error("the admin token is missing or wrong")]
@@ -188,6 +191,7 @@ impl ServiceError {
             ServiceError::BadCredentials => ErrorCode::InvalidCredentials,
             ServiceError::EmailTaken => ErrorCode::EmailTaken,
             ServiceError::ConversationNotFound => ErrorCode::ConversationNotFound,
+            ServiceError::MessageNotFound => ErrorCode::MessageNotFound,
             ServiceError::AdminDisabled => ErrorCode::NotFound,
             ServiceError::AdminTokenInvalid => ErrorCode::AdminTokenInvalid,
             ServiceError::IdempotencyKeyReused => ErrorCode::IdempotencyKeyReused,

@@ -356,6 +356,7 @@ mod tests {
             max_tokens: None,
             status: "active".into(),
             message_count: 0,
+            last_index: 0,
             token_count: 0,
             is_public: false,
             is_shared: false,

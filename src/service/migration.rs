@@ -277,6 +277,7 @@ async fn migrate_in(
         max_tokens: Set(None),
         status: Set("active".into()),
         message_count: Set(rows.len() as i64),
+        last_index: Set(rows.len() as i64),
         token_count: Set(tokens),
         is_public: Set(false),
         is_shared: Set(false),

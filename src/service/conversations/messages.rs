@@ -14,7 +14,7 @@ use uuid::Uuid;
 use super::{ConversationService, NewAccountMessage};
 use crate::{
     service::{
-        Page, ServiceError,
+        ErrorCode, Page, ServiceError,
         cache_metrics::{Layer, Op},
         clock::{now, stored_precision},
         digest::md5_hex,
@@ -49,6 +49,16 @@ pub struct MessageQuery {
     /// the client's timestamp, else when it was stored).
     pub since: Option<DateTime<Utc>>,
     pub until: Option<DateTime<Utc>>,
+    /// Also the messages a regeneration replaced (left out by default).
+    pub include_superseded: bool,
+}
+
+/// A message no regeneration has replaced.
+pub(crate) fn not_superseded() -> SimpleExpr {
+    Expr::cust(
+        "NOT EXISTS (SELECT 1 FROM messages r WHERE r.parent_message_id = messages.id \
+         AND r.is_regeneration = TRUE)",
+    )
 }
 
 /// The time a message is listed under.
@@ -88,6 +98,9 @@ impl MessageQuery {
         }
         if let Some(after) = after {
             query = query.filter(messages::Column::MessageIndex.gt(after));
+        }
+        if !self.include_superseded {
+            query = query.filter(not_superseded());
         }
         if let Some(since) = self.since {
             query = query.filter(written_at().gte(since));
@@ -132,6 +145,12 @@ impl ConversationService {
         mut msg: NewAccountMessage,
     ) -> Result<(messages::Model, bool), ServiceError> {
         rules::validate_message(&msg.message, self.max_message_bytes)?;
+        if msg.is_regeneration && msg.parent_message_id.is_none() {
+            return Err(ServiceError::invalid(
+                ErrorCode::Unprocessable,
+                "a regeneration names the message it replaces in parent_message_id",
+            ));
+        }
         rules::validate_text("model_used", msg.model_used.as_deref().unwrap_or_default())?;
         msg.message.timestamp = msg.message.timestamp.map(stored_precision);
         let mut attempt = 0;
@@ -196,6 +215,10 @@ async fn add_message_in(
             Expr::col(conversations::Column::MessageCount).add(1),
         )
         .col_expr(
+            conversations::Column::LastIndex,
+            Expr::col(conversations::Column::LastIndex).add(1),
+        )
+        .col_expr(
             conversations::Column::TokenCount,
             Expr::col(conversations::Column::TokenCount).add(tokens),
         )
@@ -224,6 +247,18 @@ async fn add_message_in(
     if let Some(original) = find_retry(txn, id, &m).await? {
         return Ok(Write::Discard((original, true)));
     }
+    if let Some(parent) = msg.parent_message_id {
+        let found = messages::Entity::find_by_id(parent)
+            .filter(messages::Column::ConversationId.eq(id))
+            .one(txn)
+            .await?;
+        if found.is_none() {
+            return Err(ServiceError::invalid(
+                ErrorCode::Unprocessable,
+                "parent_message_id is not a message of this conversation",
+            ));
+        }
+    }
     if m.tokens.is_none() {
         // Counted with the model of the message, else of the conversation (read under the lock).
         let model = msg
@@ -249,13 +284,13 @@ async fn add_message_in(
         role: m.role,
         content: m.content,
         content_type: m.content_type.unwrap_or_else(|| "text".into()),
-        message_index: conversation.message_count,
+        message_index: conversation.last_index,
         tokens_used: m.tokens,
         model_used: msg.model_used,
         user_rating: None,
         is_edited: false,
-        is_regeneration: false,
-        parent_message_id: None,
+        is_regeneration: msg.is_regeneration,
+        parent_message_id: msg.parent_message_id,
         flagged: false,
         created_at: at,
         updated_at: at,

@@ -3,9 +3,12 @@
 //! `messages.rs`; erasing one for good is `erasure::ErasureService::erase_conversation`. Another
 //! user's conversation, or a deleted one, is "not found": nobody learns that it exists.
 
+mod edits;
 mod messages;
 
+pub use edits::MessageEdit;
 pub use messages::MessageQuery;
+pub(crate) use messages::not_superseded;
 
 use std::sync::Arc;
 
@@ -71,11 +74,16 @@ pub struct ListFilter {
     pub q: Option<String>,
 }
 
-/// A message a signed-in user adds: the guest fields plus the model that wrote it.
+/// A message a signed-in user adds: the guest fields plus the model that wrote it, and where it
+/// sits in the thread.
 #[derive(Clone, Debug)]
 pub struct NewAccountMessage {
     pub message: NewMessage,
     pub model_used: Option<String>,
+    /// The message this one answers, or (a regeneration) replaces; of the same conversation.
+    pub parent_message_id: Option<Uuid>,
+    /// A new answer replacing `parent_message_id`, which lists then leave out.
+    pub is_regeneration: bool,
 }
 
 #[derive(Clone)]
@@ -226,6 +234,7 @@ impl ConversationService {
             max_tokens: Set(new.max_tokens),
             status: Set("active".into()),
             message_count: Set(0),
+            last_index: Set(0),
             token_count: Set(0),
             is_public: Set(false),
             is_shared: Set(false),

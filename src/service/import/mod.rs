@@ -247,6 +247,7 @@ async fn import_in(
             max_tokens: Set(c.max_tokens),
             status: Set(c.status),
             message_count: Set(rows.len() as i64),
+            last_index: Set(rows.len() as i64),
             token_count: Set(tokens),
             is_public: Set(false),
             is_shared: Set(false),
