@@ -373,24 +373,8 @@ async fn migrate_in(
 
     usage::move_stored(txn, guest_id, &user).await?;
 
-    let migration_id = Uuid::now_v7();
-    cache_migrations::Entity::insert(cache_migrations::ActiveModel {
-        id: Set(migration_id),
-        guest_id: Set(guest_id.to_string()),
-        user_id: Set(user),
-        status: Set("completed".into()),
-        conversations_migrated: Set(1),
-        messages_migrated: Set(rows.len() as i64),
-        checksum: Set(Some(expected.clone())),
-        conversation_ids: Set(serde_json::json!([conversation_id])),
-        error: Set(None),
-        started_at: Set(started_at),
-        completed_at: Set(Some(at)),
-    })
-    .exec_without_returning(txn)
-    .await?;
-    Ok(Write::Commit(MigrationReport {
-        migration_id,
+    let report = MigrationReport {
+        migration_id: Uuid::now_v7(),
         user_id,
         guest_id: guest_id.to_string(),
         conversation_ids: vec![conversation_id],
@@ -399,7 +383,33 @@ async fn migrate_in(
         already_migrated: false,
         completed_at: Some(at),
         cache_conversation_id: Some(cached.id),
-    }))
+    };
+    record_completed(txn, &report, started_at).await?;
+    Ok(Write::Commit(report))
+}
+
+/// The audit row of a completed migration.
+async fn record_completed(
+    txn: &DatabaseTransaction,
+    report: &MigrationReport,
+    started_at: DateTime<Utc>,
+) -> Result<(), ServiceError> {
+    cache_migrations::Entity::insert(cache_migrations::ActiveModel {
+        id: Set(report.migration_id),
+        guest_id: Set(report.guest_id.clone()),
+        user_id: Set(report.user_id.to_string()),
+        status: Set("completed".into()),
+        conversations_migrated: Set(report.conversation_ids.len() as i32),
+        messages_migrated: Set(report.messages_migrated),
+        checksum: Set(Some(report.checksum.clone())),
+        conversation_ids: Set(serde_json::json!(report.conversation_ids)),
+        error: Set(None),
+        started_at: Set(started_at),
+        completed_at: Set(report.completed_at),
+    })
+    .exec_without_returning(txn)
+    .await?;
+    Ok(())
 }
 
 /// The migration of a guest that never wrote: an audit row, nothing moved.
@@ -410,34 +420,19 @@ async fn empty_guest(
     started_at: DateTime<Utc>,
     at: DateTime<Utc>,
 ) -> Result<Write<MigrationReport>, ServiceError> {
-    let migration_id = Uuid::now_v7();
-    let checksum = checksum::checksum(std::iter::empty::<(i64, &str)>());
-    cache_migrations::Entity::insert(cache_migrations::ActiveModel {
-        id: Set(migration_id),
-        guest_id: Set(guest_id.to_string()),
-        user_id: Set(user_id.to_string()),
-        status: Set("completed".into()),
-        conversations_migrated: Set(0),
-        messages_migrated: Set(0),
-        checksum: Set(Some(checksum.clone())),
-        conversation_ids: Set(serde_json::json!([])),
-        error: Set(None),
-        started_at: Set(started_at),
-        completed_at: Set(Some(at)),
-    })
-    .exec_without_returning(txn)
-    .await?;
-    Ok(Write::Commit(MigrationReport {
-        migration_id,
+    let report = MigrationReport {
+        migration_id: Uuid::now_v7(),
         user_id,
         guest_id: guest_id.to_string(),
         conversation_ids: Vec::new(),
         messages_migrated: 0,
-        checksum,
+        checksum: checksum::checksum(std::iter::empty::<(i64, &str)>()),
         already_migrated: false,
         completed_at: Some(at),
         cache_conversation_id: None,
-    }))
+    };
+    record_completed(txn, &report, started_at).await?;
+    Ok(Write::Commit(report))
 }
 
 /// Re-reads what was copied and compares count and checksum with the cache.
