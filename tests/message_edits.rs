@@ -250,16 +250,7 @@ async fn a_regenerated_answer_replaces_the_one_it_supersedes() {
         .collect();
     assert_eq!(in_context, [json!("Capital of Italy?"), json!("Rome.")]);
 
-    let path = format!("/v1/conversations/{id}/messages");
-    let (status, body) = app
-        .authed(
-            Method::POST,
-            &path,
-            &access,
-            Some(&json!({"role": "assistant", "content": "x", "is_regeneration": true})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    // A parent of another conversation is not found, as every foreign id.
     let elsewhere = conversation(&app, &access).await;
     let (status, body) = app
         .authed(
@@ -269,7 +260,18 @@ async fn a_regenerated_answer_replaces_the_one_it_supersedes() {
             Some(&json!({"role": "assistant", "content": "x", "parent_message_id": first["id"]})),
         )
         .await;
-    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    assert_error(&body, "message_not_found");
+    // A regeneration that names nothing replaces nothing.
+    let lone = say(
+        &app,
+        &access,
+        &elsewhere,
+        json!({"role": "assistant", "content": "y", "is_regeneration": true}),
+    )
+    .await;
+    assert_eq!(lone["is_regeneration"], true);
+    assert_eq!(list(&app, &access, &elsewhere, "").await.len(), 1);
 }
 
 #[tokio::test]

@@ -164,7 +164,7 @@ pub struct AccountMessageInput {
     pub tokens: Option<i32>,
     pub content_type: Option<ContentType>,
     pub model_used: Option<StrictString>,
-    /// The message this one answers, or with `is_regeneration` replaces (same conversation).
+    /// The message this one answers, or with `is_regeneration` replaces (same conversation; another one's is 404).
     pub parent_message_id: Option<Uuid>,
     /// A new answer replacing `parent_message_id`: lists then show only the newest answer.
     pub is_regeneration: Option<bool>,

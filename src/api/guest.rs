@@ -32,7 +32,7 @@ statuses! {
     /// Storing a guest message.
     AppendErrors: 400, 401, 404, 409, 413, 415, 422, 429, 500, 503;
     /// Reading a guest conversation.
-    ReadErrors: 401, 404, 409, 422, 500, 503;
+    ReadErrors: 400, 401, 404, 409, 422, 500, 503;
     /// Erasing a guest.
     EraseErrors: 401, 404, 409, 422, 500, 503;
 }

@@ -14,7 +14,7 @@ use uuid::Uuid;
 use super::{ConversationService, NewAccountMessage};
 use crate::{
     service::{
-        ErrorCode, Page, ServiceError,
+        Page, ServiceError,
         cache_metrics::{Layer, Op},
         clock::{now, stored_precision},
         digest::md5_hex,
@@ -145,12 +145,6 @@ impl ConversationService {
         mut msg: NewAccountMessage,
     ) -> Result<(messages::Model, bool), ServiceError> {
         rules::validate_message(&msg.message, self.max_message_bytes)?;
-        if msg.is_regeneration && msg.parent_message_id.is_none() {
-            return Err(ServiceError::invalid(
-                ErrorCode::Unprocessable,
-                "a regeneration names the message it replaces in parent_message_id",
-            ));
-        }
         rules::validate_text("model_used", msg.model_used.as_deref().unwrap_or_default())?;
         msg.message.timestamp = msg.message.timestamp.map(stored_precision);
         let mut attempt = 0;
@@ -253,10 +247,8 @@ async fn add_message_in(
             .one(txn)
             .await?;
         if found.is_none() {
-            return Err(ServiceError::invalid(
-                ErrorCode::Unprocessable,
-                "parent_message_id is not a message of this conversation",
-            ));
+            // Another conversation's message, or none: not found, as every foreign id.
+            return Err(ServiceError::MessageNotFound);
         }
     }
     if m.tokens.is_none() {
