@@ -24,7 +24,8 @@ use super::{
 use crate::{
     service::{
         Page,
-        conversations::{ListFilter, MessageQuery, NewAccountMessage, NewConversation},
+        conversations::{ListFilter, NewAccountMessage, NewConversation},
+        page::MessageQuery,
     },
     state::AppState,
 };

@@ -21,7 +21,8 @@ use crate::{
     hot::CachedMessage,
     service::{
         ServiceError,
-        guest::{Appended, GuestHistory, GuestQuery, NewMessage, Source},
+        guest::{Appended, GuestHistory, NewMessage, Source},
+        page::MessageQuery,
     },
     state::AppState,
 };
@@ -326,15 +327,16 @@ impl GuestApi {
         /// Only messages before this time (RFC 3339).
         until: Query<Option<DateTime<FixedOffset>>>,
     ) -> ApiResult<ConversationResponse, ReadErrors> {
-        let query = GuestQuery {
+        let query = MessageQuery {
             limit: limit.0,
             cursor: cursor.0,
             last: last.0,
             descending: order.0 == Some(Order::Desc),
-            before: before_index.0,
-            after: after_index.0,
+            before_index: before_index.0,
+            after_index: after_index.0,
             since: since.0.map(|t| t.to_utc()),
             until: until.0.map(|t| t.to_utc()),
+            include_superseded: false,
         };
         let token = token.0.as_deref();
         let history = state.guests.read(&guest_id, token, query).await?;

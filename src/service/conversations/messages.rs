@@ -1,7 +1,6 @@
 //! An account conversation's messages: reading them (pages, the newest, a time range) and adding
 //! one at the next `message_index` (a retry answers the original).
 
-use chrono::{DateTime, Utc};
 use entity::{conversations, messages};
 use sea_orm::{
     ColumnTrait, Condition, DatabaseConnection, DatabaseTransaction, EntityTrait, IntoActiveModel,
@@ -23,35 +22,12 @@ use crate::{
             NewMessage,
             rules::{self, RetryKey},
         },
-        page::page_size,
+        page::MessageQuery,
         tokenize::Encoding,
         usage::ACCOUNT_TIER,
     },
     store::Write,
 };
-
-/// Which messages a list shows, in which order.
-#[derive(Clone, Debug, Default)]
-pub struct MessageQuery {
-    /// Page size (default 100, at most 1000).
-    pub limit: Option<u64>,
-    /// The `next_cursor` of the previous page: the last `message_index` it held.
-    pub cursor: Option<i64>,
-    /// Only the N most recent messages (within the other bounds), oldest first unless
-    /// `descending`; no further page.
-    pub last: Option<u64>,
-    /// Newest first.
-    pub descending: bool,
-    /// Only messages before / after these indexes (exclusive).
-    pub before_index: Option<i64>,
-    pub after_index: Option<i64>,
-    /// Only messages written at or after `since` and before `until` (the time a list shows:
-    /// the client's timestamp, else when it was stored).
-    pub since: Option<DateTime<Utc>>,
-    pub until: Option<DateTime<Utc>>,
-    /// Also the messages a regeneration replaced (left out by default).
-    pub include_superseded: bool,
-}
 
 /// A message no regeneration has replaced.
 pub(crate) fn not_superseded() -> SimpleExpr {
@@ -66,58 +42,38 @@ fn written_at() -> SimpleExpr {
     Expr::cust("COALESCE(messages.client_timestamp, messages.created_at)")
 }
 
-impl MessageQuery {
-    async fn run(
-        &self,
-        db: &DatabaseConnection,
-        conversation: Uuid,
-    ) -> Result<Page<messages::Model>, ServiceError> {
-        let (limit, newest_first) = match self.last {
-            Some(n) => (page_size(Some(n))?, true),
-            None => (page_size(self.limit)?, self.descending),
-        };
-        let mut query = messages::Entity::find()
-            .filter(messages::Column::ConversationId.eq(conversation))
-            .limit(limit + 1);
-        query = if newest_first {
-            query.order_by_desc(messages::Column::MessageIndex)
-        } else {
-            query.order_by_asc(messages::Column::MessageIndex)
-        };
-        // A cursor continues in the list's direction.
-        let (mut before, mut after) = (self.before_index, self.after_index);
-        if let Some(cursor) = self.cursor {
-            if newest_first {
-                before = Some(before.map_or(cursor, |b| Ord::min(b, cursor)));
-            } else {
-                after = Some(after.map_or(cursor, |a| Ord::max(a, cursor)));
-            }
-        }
-        if let Some(before) = before {
-            query = query.filter(messages::Column::MessageIndex.lt(before));
-        }
-        if let Some(after) = after {
-            query = query.filter(messages::Column::MessageIndex.gt(after));
-        }
-        if !self.include_superseded {
-            query = query.filter(not_superseded());
-        }
-        if let Some(since) = self.since {
-            query = query.filter(written_at().gte(since));
-        }
-        if let Some(until) = self.until {
-            query = query.filter(written_at().lt(until));
-        }
-        let rows = query.all(db).await?;
-        let mut page = Page::from_rows(rows, limit, |m| m.message_index.to_string());
-        if self.last.is_some() {
-            page.next_cursor = None;
-            if !self.descending {
-                page.items.reverse();
-            }
-        }
-        Ok(page)
+/// The messages of `conversation` that `query` asks for.
+async fn run(
+    query: &MessageQuery,
+    db: &DatabaseConnection,
+    conversation: Uuid,
+) -> Result<Page<messages::Model>, ServiceError> {
+    let shape = query.shape()?;
+    let mut select = messages::Entity::find()
+        .filter(messages::Column::ConversationId.eq(conversation))
+        .limit(shape.limit + 1);
+    select = if shape.newest_first {
+        select.order_by_desc(messages::Column::MessageIndex)
+    } else {
+        select.order_by_asc(messages::Column::MessageIndex)
+    };
+    if let Some(before) = shape.before {
+        select = select.filter(messages::Column::MessageIndex.lt(before));
     }
+    if let Some(after) = shape.after {
+        select = select.filter(messages::Column::MessageIndex.gt(after));
+    }
+    if !query.include_superseded {
+        select = select.filter(not_superseded());
+    }
+    if let Some(since) = query.since {
+        select = select.filter(written_at().gte(since));
+    }
+    if let Some(until) = query.until {
+        select = select.filter(written_at().lt(until));
+    }
+    let rows = select.all(db).await?;
+    Ok(query.page(rows, shape.limit, |m| m.message_index))
 }
 
 impl ConversationService {
@@ -129,7 +85,7 @@ impl ConversationService {
         query: MessageQuery,
     ) -> Result<Page<messages::Model>, ServiceError> {
         self.get(user_id, id).await?;
-        let page = query.run(self.store.conn(), id).await?;
+        let page = run(&query, self.store.conn(), id).await?;
         self.usage
             .record(&user_id.to_string(), ACCOUNT_TIER, |_| {});
         Ok(page)

@@ -7,7 +7,6 @@ mod edits;
 mod messages;
 
 pub use edits::MessageEdit;
-pub use messages::MessageQuery;
 pub(crate) use messages::not_superseded;
 
 use std::sync::Arc;

@@ -39,7 +39,6 @@ use access::Access;
 use batch::{AppendItem, GuestAppends};
 pub use read::{GuestHistory, HistoryPage, Source};
 pub use rules::GuestLimits;
-pub use select::GuestQuery;
 
 const WRITE_RETRIES: u64 = 3;
 

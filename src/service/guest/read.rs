@@ -36,6 +36,8 @@ pub struct GuestHistory {
     /// Shared with the hot cache on an L1 hit: no copy per read; the page is `range` of it.
     messages: MessageList,
     range: std::ops::Range<usize>,
+    /// `messages` is the guest's complete history (an L1 hit, or a short history read whole).
+    whole: bool,
     pub source: Source,
     /// The `sequence` to pass as `cursor` for the next page, when more follow.
     pub next_cursor: Option<i64>,
@@ -45,6 +47,11 @@ impl GuestHistory {
     /// The messages of this page, in sequence order.
     pub fn messages(&self) -> &[Arc<CachedMessage>] {
         &self.messages[self.range.clone()]
+    }
+
+    /// The guest's complete history, when this read had it (then no further page is needed).
+    pub(super) fn whole_history(&self) -> Option<&MessageList> {
+        self.whole.then_some(&self.messages)
     }
 
     /// Messages picked from a history, as they are.
@@ -59,6 +66,7 @@ impl GuestHistory {
             conversation_id,
             messages: Arc::new(picked),
             range: 0..len,
+            whole: false,
             source,
             next_cursor,
         }
@@ -79,6 +87,7 @@ impl GuestHistory {
             conversation_id,
             messages,
             range: start..end,
+            whole: true,
             source,
             next_cursor,
         }
@@ -160,6 +169,7 @@ impl GuestService {
                 conversation_id: conversation.id,
                 messages: Arc::new(page.items),
                 range: 0..len,
+                whole: false,
                 source: Source::L2,
                 next_cursor,
             });

@@ -1,6 +1,7 @@
-//! A guest's history as a chat view asks for it: the newest N (`last`), newest first, between
-//! sequences or times — picked from the whole history (at most `limits.guest_max_messages`
-//! messages, usually already in the hot cache). Plain pages in order go through `read.rs`.
+//! A guest's history as a chat view asks for it (`page::MessageQuery`: the newest N, newest
+//! first, between sequences or times) — picked from the whole history (at most
+//! `limits.guest_max_messages` messages, usually already in the hot cache) by the same rules as
+//! account messages. Plain pages in order go through `read.rs`.
 
 use std::sync::Arc;
 
@@ -12,58 +13,31 @@ use crate::{
     hot::CachedMessage,
     service::{
         ServiceError,
-        page::{MAX_PAGE, page_size},
+        page::{MAX_PAGE, MessageQuery},
     },
 };
 
-/// Which messages of a guest's history, in which order (as `conversations::MessageQuery`, with
-/// `sequence` for the index).
-#[derive(Clone, Debug, Default)]
-pub struct GuestQuery {
-    pub limit: Option<u64>,
-    /// The previous page's `next_cursor`: the last `sequence` it held.
-    pub cursor: Option<i64>,
-    /// Only the N most recent (within the other bounds); no further page.
-    pub last: Option<u64>,
-    pub descending: bool,
-    pub before: Option<i64>,
-    pub after: Option<i64>,
-    /// At or after `since`, before `until` (on each message's `timestamp`).
-    pub since: Option<DateTime<Utc>>,
-    pub until: Option<DateTime<Utc>>,
-}
-
-impl GuestQuery {
-    /// A page in sequence order after a cursor: what `history` reads directly.
-    fn is_plain(&self) -> bool {
-        self.last.is_none()
-            && !self.descending
-            && self.before.is_none()
-            && self.after.is_none()
-            && self.since.is_none()
-            && self.until.is_none()
+/// Whether `m` falls in the query's time window.
+fn in_window(query: &MessageQuery, m: &CachedMessage) -> bool {
+    if query.since.is_none() && query.until.is_none() {
+        return true;
     }
-
-    fn keeps(&self, m: &CachedMessage, before: Option<i64>, after: Option<i64>) -> bool {
-        let time = || {
-            DateTime::parse_from_rfc3339(&m.timestamp)
-                .ok()
-                .map(|t| t.with_timezone(&Utc))
-        };
-        before.is_none_or(|b| m.sequence < b)
-            && after.is_none_or(|a| m.sequence > a)
-            && self.since.is_none_or(|s| time().is_some_and(|t| t >= s))
-            && self.until.is_none_or(|u| time().is_some_and(|t| t < u))
-    }
+    let Some(t) = DateTime::parse_from_rfc3339(&m.timestamp)
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
+    else {
+        return false;
+    };
+    query.since.is_none_or(|s| t >= s) && query.until.is_none_or(|u| t < u)
 }
 
 impl GuestService {
-    /// The guest's messages as `query` asks.
+    /// The guest's messages as `query` asks (`before_index` / `after_index` on `sequence`).
     pub async fn read(
         &self,
         guest_id: &str,
         token: Option<&str>,
-        query: GuestQuery,
+        query: MessageQuery,
     ) -> Result<GuestHistory, ServiceError> {
         if query.is_plain() {
             let page = HistoryPage {
@@ -72,69 +46,53 @@ impl GuestService {
             };
             return self.history(guest_id, token, page).await;
         }
-        let limit = page_size(query.last.or(query.limit))? as usize;
+        let shape = query.shape()?;
         let (conversation_id, all, source) = self.whole_history(guest_id, token).await?;
-        let newest_first = query.last.is_some() || query.descending;
-        let (mut before, mut after) = (query.before, query.after);
-        if let Some(cursor) = query.cursor {
-            if newest_first {
-                before = Some(before.map_or(cursor, |b| b.min(cursor)));
-            } else {
-                after = Some(after.map_or(cursor, |a| a.max(cursor)));
-            }
-        }
-        let kept = |m: &&Arc<CachedMessage>| query.keeps(m, before, after);
-        let mut picked: Vec<Arc<CachedMessage>> = if newest_first {
-            all.iter()
-                .rev()
-                .filter(kept)
-                .take(limit + 1)
-                .cloned()
-                .collect()
+        let kept = |m: &&Arc<CachedMessage>| {
+            shape.before.is_none_or(|b| m.sequence < b)
+                && shape.after.is_none_or(|a| m.sequence > a)
+                && in_window(&query, m)
+        };
+        let take = shape.limit as usize + 1;
+        let rows: Vec<Arc<CachedMessage>> = if shape.newest_first {
+            all.iter().rev().filter(kept).take(take).cloned().collect()
         } else {
-            all.iter().filter(kept).take(limit + 1).cloned().collect()
+            all.iter().filter(kept).take(take).cloned().collect()
         };
-        let more = picked.len() > limit;
-        picked.truncate(limit);
-        let next_cursor = match query.last {
-            Some(_) => None,
-            None => more.then(|| picked.last().map(|m| m.sequence)).flatten(),
-        };
-        if query.last.is_some() && !query.descending {
-            picked.reverse();
-        }
+        let page = query.page(rows, shape.limit, |m| m.sequence);
+        let next_cursor = page.next_cursor.and_then(|c| c.parse().ok());
         Ok(GuestHistory::picked(
             conversation_id,
-            picked,
+            page.items,
             source,
             next_cursor,
         ))
     }
 
-    /// Every message of the guest's history, in sequence order, and where the first page came
-    /// from.
+    /// Every message of the guest's history, in sequence order, and where it came from: one
+    /// read when the hot cache (or a short history read whole) has it all, else page by page.
     pub async fn whole_history(
         &self,
         guest_id: &str,
         token: Option<&str>,
     ) -> Result<(Uuid, Vec<Arc<CachedMessage>>, Source), ServiceError> {
-        let mut all = Vec::new();
         let mut page = HistoryPage {
             after: 0,
             limit: Some(MAX_PAGE),
         };
-        let mut source = None;
-        loop {
-            let history = self.history(guest_id, token, page).await?;
-            source.get_or_insert(history.source);
-            all.extend(history.messages().iter().cloned());
-            match history.next_cursor {
-                Some(next) => page.after = next,
-                None => {
-                    let source = source.unwrap_or(history.source);
-                    return Ok((history.conversation_id, all, source));
-                }
-            }
+        let first = self.history(guest_id, token, page).await?;
+        let (conversation, source) = (first.conversation_id, first.source);
+        if let Some(all) = first.whole_history() {
+            return Ok((conversation, all.to_vec(), source));
         }
+        let mut all = first.messages().to_vec();
+        let mut next = first.next_cursor;
+        while let Some(after) = next {
+            page.after = after;
+            let history = self.history(guest_id, token, page).await?;
+            all.extend(history.messages().iter().cloned());
+            next = history.next_cursor;
+        }
+        Ok((conversation, all, source))
     }
 }
