@@ -16,7 +16,7 @@ use super::{
     conversations::Conversation,
     error::{ApiResult, statuses},
     security::UserBearer,
-    types::StrictString,
+    types::{StrictString, settable},
 };
 use crate::{service::conversations::ConversationPatch, state::AppState};
 
@@ -66,15 +66,6 @@ pub struct ConversationChanges {
     pub status: Option<SettableStatus>,
     pub is_public: Option<bool>,
     pub is_shared: Option<bool>,
-}
-
-/// `Some(None)` for `null`, `Some(Some(v))` for a value, `None` when absent.
-fn settable<T, U>(v: MaybeUndefined<T>, f: impl FnOnce(T) -> U) -> Option<Option<U>> {
-    match v {
-        MaybeUndefined::Undefined => None,
-        MaybeUndefined::Null => Some(None),
-        MaybeUndefined::Value(v) => Some(Some(f(v))),
-    }
 }
 
 impl From<ConversationChanges> for ConversationPatch {

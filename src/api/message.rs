@@ -12,7 +12,7 @@ use super::{
     conversations::Message,
     error::{ApiResult, statuses},
     security::UserBearer,
-    types::{Content, Timestamp},
+    types::{Content, Timestamp, settable},
 };
 use crate::{service::conversations::MessageEdit, state::AppState};
 
@@ -85,11 +85,7 @@ impl MessageApi {
         let body = body.0;
         let edit = MessageEdit {
             content: body.content.map(|c| c.0),
-            user_rating: match body.user_rating {
-                MaybeUndefined::Undefined => None,
-                MaybeUndefined::Null => Some(None),
-                MaybeUndefined::Value(r) => Some(Some(r)),
-            },
+            user_rating: settable(body.user_rating, |r| r),
             flagged: body.flagged,
         };
         let message = state

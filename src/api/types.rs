@@ -294,6 +294,19 @@ pub enum MigrationStatus {
     Failed,
 }
 
+/// A field a change may set, clear or leave: `Some(Some(v))` for a value, `Some(None)` for
+/// `null`, `None` when absent.
+pub fn settable<T, U>(
+    v: poem_openapi::types::MaybeUndefined<T>,
+    f: impl FnOnce(T) -> U,
+) -> Option<Option<U>> {
+    match v {
+        poem_openapi::types::MaybeUndefined::Undefined => None,
+        poem_openapi::types::MaybeUndefined::Null => Some(None),
+        poem_openapi::types::MaybeUndefined::Value(v) => Some(Some(f(v))),
+    }
+}
+
 /// The string forms of an enum, both ways, for values stored as text.
 macro_rules! stored_as_text {
     ($ty:ident { $($variant:ident => $text:literal),+ $(,)? }, default = $default:ident) => {

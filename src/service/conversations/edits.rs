@@ -19,7 +19,7 @@ use crate::{
         clock::now,
         digest::md5_hex,
         embeddings::{self, Source, Text},
-        guest::{NewMessage, rules},
+        guest::rules,
         tokenize::Encoding,
     },
     store::Write,
@@ -104,15 +104,7 @@ impl ConversationService {
             ));
         }
         if let Some(content) = &edit.content {
-            let probe = NewMessage {
-                role: "user".into(),
-                content: content.clone(),
-                timestamp: None,
-                tokens: None,
-                content_type: None,
-                idempotency_key: None,
-            };
-            rules::validate_message(&probe, self.max_message_bytes)?;
+            rules::validate_content(content, self.max_message_bytes)?;
         }
         let edited = self
             .store

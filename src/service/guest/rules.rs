@@ -43,6 +43,29 @@ pub fn validate_text(field: &str, value: &str) -> Result<(), ServiceError> {
     Ok(())
 }
 
+/// The rules of a message's text (a new message's, or an edit's).
+pub fn validate_content(content: &str, max_message_bytes: usize) -> Result<(), ServiceError> {
+    if content.len() > max_message_bytes {
+        return Err(ServiceError::TooLarge {
+            size: content.len(),
+            max: max_message_bytes,
+        });
+    }
+    if content.trim().is_empty() {
+        return Err(ServiceError::invalid(
+            ErrorCode::ContentEmpty,
+            "content must not be empty",
+        ));
+    }
+    if content.contains('\0') {
+        return Err(ServiceError::invalid(
+            ErrorCode::ContentInvalid,
+            "content must not contain U+0000",
+        ));
+    }
+    Ok(())
+}
+
 /// The rules every stored message follows, guest or account.
 pub fn validate_message(msg: &NewMessage, max_message_bytes: usize) -> Result<(), ServiceError> {
     if !ROLES.contains(&msg.role.as_str()) {
@@ -51,24 +74,7 @@ pub fn validate_message(msg: &NewMessage, max_message_bytes: usize) -> Result<()
             "role must be one of user, assistant, system, tool",
         ));
     }
-    if msg.content.len() > max_message_bytes {
-        return Err(ServiceError::TooLarge {
-            size: msg.content.len(),
-            max: max_message_bytes,
-        });
-    }
-    if msg.content.trim().is_empty() {
-        return Err(ServiceError::invalid(
-            ErrorCode::ContentEmpty,
-            "content must not be empty",
-        ));
-    }
-    if msg.content.contains('\0') {
-        return Err(ServiceError::invalid(
-            ErrorCode::ContentInvalid,
-            "content must not contain U+0000",
-        ));
-    }
+    validate_content(&msg.content, max_message_bytes)?;
     if let Some(ct) = &msg.content_type
         && !CONTENT_TYPES.contains(&ct.as_str())
     {
