@@ -135,9 +135,7 @@ impl From<&messages::Model> for ExportedMessage {
 
 /// The user's conversations as an export reads them: all but deleted ones.
 fn owned(user_id: Uuid) -> sea_orm::Select<conversations::Entity> {
-    conversations::Entity::find()
-        .filter(conversations::Column::UserId.eq(user_id))
-        .filter(conversations::Column::Status.ne("deleted"))
+    conversations::Entity::find().filter(super::conversations::live(user_id))
 }
 
 /// Messages of `conversation` after `message_index` `after`, one read's worth.

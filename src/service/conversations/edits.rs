@@ -41,9 +41,7 @@ async fn lock_conversation(
 ) -> Result<conversations::Model, ServiceError> {
     conversations::Entity::update_many()
         .col_expr(conversations::Column::UpdatedAt, Expr::value(now()))
-        .filter(conversations::Column::Id.eq(id))
-        .filter(conversations::Column::UserId.eq(user_id))
-        .filter(conversations::Column::Status.ne("deleted"))
+        .filter(super::live_one(user_id, id))
         .exec_with_returning(txn)
         .await?
         .into_iter()

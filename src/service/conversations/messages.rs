@@ -185,9 +185,7 @@ async fn add_message_in(
             .into(),
         )
         .col_expr(conversations::Column::UpdatedAt, Expr::value(at))
-        .filter(conversations::Column::Id.eq(id))
-        .filter(conversations::Column::UserId.eq(user_id))
-        .filter(conversations::Column::Status.ne("deleted"))
+        .filter(super::live_one(user_id, id))
         .exec_with_returning(txn)
         .await?;
     let conversation = bumped

@@ -122,6 +122,19 @@ fn check_settings(
     Ok(())
 }
 
+/// The user's conversations that are not deleted: where every read and write of an account
+/// conversation starts (a deleted one is gone from lists, reads, writes, exports and search).
+pub fn live(user_id: Uuid) -> Condition {
+    Condition::all()
+        .add(conversations::Column::UserId.eq(user_id))
+        .add(conversations::Column::Status.ne("deleted"))
+}
+
+/// One of them.
+pub fn live_one(user_id: Uuid, id: Uuid) -> Condition {
+    live(user_id).add(conversations::Column::Id.eq(id))
+}
+
 /// When a conversation was last active: its last message, else its creation.
 fn activity() -> SimpleExpr {
     Expr::cust("COALESCE(last_message_at, created_at)")
@@ -274,8 +287,7 @@ impl ConversationService {
         rules::validate_text("q", filter.q.as_deref().unwrap_or_default())?;
         let backend = self.store.backend();
         let mut query = conversations::Entity::find()
-            .filter(conversations::Column::UserId.eq(user_id))
-            .filter(conversations::Column::Status.ne("deleted"))
+            .filter(live(user_id))
             .order_by_desc(activity())
             .order_by_desc(conversations::Column::Id)
             .limit(limit + 1);
@@ -310,9 +322,8 @@ impl ConversationService {
     /// One of the user's conversations, or `ConversationNotFound` (also for other users' ones
     /// and deleted ones).
     pub async fn get(&self, user_id: Uuid, id: Uuid) -> Result<conversations::Model, ServiceError> {
-        conversations::Entity::find_by_id(id)
-            .filter(conversations::Column::UserId.eq(user_id))
-            .filter(conversations::Column::Status.ne("deleted"))
+        conversations::Entity::find()
+            .filter(live_one(user_id, id))
             .one(self.store.conn())
             .await?
             .ok_or(ServiceError::ConversationNotFound)
@@ -383,10 +394,7 @@ impl ConversationService {
         if let Some(v) = patch.is_shared {
             update = update.col_expr(conversations::Column::IsShared, Expr::value(v));
         }
-        let update = update
-            .filter(conversations::Column::Id.eq(id))
-            .filter(conversations::Column::UserId.eq(user_id))
-            .filter(conversations::Column::Status.ne("deleted"));
+        let update = update.filter(live_one(user_id, id));
         self.store
             .write(move |txn| {
                 Box::pin(async move {
@@ -411,9 +419,7 @@ impl ConversationService {
                     let done = conversations::Entity::update_many()
                         .col_expr(conversations::Column::Status, Expr::value("deleted"))
                         .col_expr(conversations::Column::UpdatedAt, Expr::value(now()))
-                        .filter(conversations::Column::Id.eq(id))
-                        .filter(conversations::Column::UserId.eq(user_id))
-                        .filter(conversations::Column::Status.ne("deleted"))
+                        .filter(live_one(user_id, id))
                         .exec(txn)
                         .await?;
                     if done.rows_affected == 0 {

@@ -10,9 +10,7 @@ use entity::conversations;
 mod scope;
 
 use scope::{fts5_query, scope, top};
-use sea_orm::{
-    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryResult, Statement, Value,
-};
+use sea_orm::{ConnectionTrait, EntityTrait, QueryFilter, QueryResult, Statement, Value};
 use uuid::Uuid;
 
 use super::{
@@ -131,9 +129,8 @@ impl SearchService {
                 },
                 Some(named),
             ) => *own == named,
-            (Owner::User(user), Some(named)) => conversations::Entity::find_by_id(named)
-                .filter(conversations::Column::UserId.eq(*user))
-                .filter(conversations::Column::Status.ne("deleted"))
+            (Owner::User(user), Some(named)) => conversations::Entity::find()
+                .filter(super::conversations::live_one(*user, named))
                 .one(self.store.conn())
                 .await?
                 .is_some(),
