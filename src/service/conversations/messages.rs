@@ -103,9 +103,19 @@ impl ConversationService {
         rules::validate_message(&msg.message, self.max_message_bytes)?;
         rules::validate_text("model_used", msg.model_used.as_deref().unwrap_or_default())?;
         msg.message.timestamp = msg.message.timestamp.map(stored_precision);
+        // Counted here, not in the writer, with the message's model; the conversation's is
+        // checked under its lock (`add_message_in`).
+        let counted_with = msg
+            .message
+            .tokens
+            .is_none()
+            .then(|| Encoding::for_model(msg.model_used.as_deref()));
+        if let Some(encoding) = counted_with {
+            msg.message.tokens = Some(encoding.count(&msg.message.content));
+        }
         let mut attempt = 0;
         loop {
-            match self.add_message_once(user_id, id, &msg).await {
+            match self.add_message_once(user_id, id, &msg, counted_with).await {
                 Err(ServiceError::Contended(err)) if attempt < 3 => {
                     attempt += 1;
                     warn!(error = %err, attempt, "write conflict; retrying");
@@ -124,12 +134,13 @@ impl ConversationService {
         user_id: Uuid,
         id: Uuid,
         msg: &NewAccountMessage,
+        counted_with: Option<Encoding>,
     ) -> Result<(messages::Model, bool), ServiceError> {
         let owned = msg.clone();
         let started = std::time::Instant::now();
         let written = self
             .store
-            .write(move |txn| Box::pin(add_message_in(txn, user_id, id, owned)))
+            .write(move |txn| Box::pin(add_message_in(txn, user_id, id, owned, counted_with)))
             .await;
         self.metrics
             .timed(Layer::Main, Op::Write, started, &written);
@@ -155,6 +166,7 @@ async fn add_message_in(
     user_id: Uuid,
     id: Uuid,
     msg: NewAccountMessage,
+    counted_with: Option<Encoding>,
 ) -> Result<Write<(messages::Model, bool)>, ServiceError> {
     let at = now();
     let mut m = msg.message;
@@ -205,17 +217,17 @@ async fn add_message_in(
             return Err(ServiceError::MessageNotFound);
         }
     }
-    if m.tokens.is_none() {
-        // Counted with the model of the message, else of the conversation (read under the lock).
-        let model = msg
-            .model_used
-            .as_deref()
-            .or(conversation.model_used.as_deref());
-        let counted = Encoding::for_model(model).count(&m.content);
+    // Counted before the write with the message's model; a message naming none is the
+    // conversation's, whose model (read under the lock) may count otherwise (GPT-4/3.5): then
+    // count again and correct the sum. Usually nothing to do here.
+    let wanted = Encoding::for_model(conversation.model_used.as_deref());
+    if counted_with.is_some_and(|used| used != wanted) && msg.model_used.is_none() {
+        let counted = wanted.count(&m.content);
+        let delta = i64::from(counted) - i64::from(m.tokens.unwrap_or(0));
         conversations::Entity::update_many()
             .col_expr(
                 conversations::Column::TokenCount,
-                Expr::col(conversations::Column::TokenCount).add(i64::from(counted)),
+                Expr::col(conversations::Column::TokenCount).add(delta),
             )
             .filter(conversations::Column::Id.eq(id))
             .exec(txn)
