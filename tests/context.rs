@@ -26,19 +26,8 @@ fn contents(window: &Value) -> Vec<String> {
 async fn the_context_is_the_newest_messages_that_fit() {
     let app = spawn_app().await;
     let (_, access) = app.signup("context@example.com").await;
-    let (status, c) = app
-        .authed(
-            Method::POST,
-            "/v1/conversations",
-            &access,
-            Some(
-                &json!({"title": "Ctx", "system_prompt": "You are terse.", "model_used": "gpt-4o"}),
-            ),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED);
-    let id = c["id"].as_str().expect("id").to_string();
-    let path = format!("/v1/conversations/{id}/messages");
+    let body = json!({"title": "Ctx", "system_prompt": "You are terse.", "model_used": "gpt-4o"});
+    let id = app.new_conversation(&access, body).await;
     let texts: Vec<String> = (1..=30)
         .map(|i| {
             format!(
@@ -54,8 +43,7 @@ async fn the_context_is_the_newest_messages_that_fit() {
         if i == 29 {
             body["tokens"] = json!(7); // the client's own count wins
         }
-        let (status, m) = app.authed(Method::POST, &path, &access, Some(&body)).await;
-        assert_eq!(status, StatusCode::CREATED, "{m}");
+        let m = app.add_message(&access, &id, body).await;
         tokens.push(m["tokens_used"].as_i64().expect("counted at write time"));
     }
     assert_eq!(tokens[29], 7);
@@ -125,15 +113,10 @@ async fn gpt_4_conversations_count_with_cl100k() {
     let mut counts = Vec::new();
     for model in ["gpt-4o", "gpt-4"] {
         let body = json!({"title": model, "model_used": model});
-        let (_, c) = app
-            .authed(Method::POST, "/v1/conversations", &access, Some(&body))
-            .await;
-        let id = c["id"].as_str().expect("id");
-        let path = format!("/v1/conversations/{id}/messages");
+        let id = app.new_conversation(&access, body).await;
         // Text where the two encodings differ (js-tiktoken: o200k_base 6, cl100k_base 8).
         let body = json!({"role": "user", "content": "Привет, как дела?"});
-        let (status, m) = app.authed(Method::POST, &path, &access, Some(&body)).await;
-        assert_eq!(status, StatusCode::CREATED, "{m}");
+        let m = app.add_message(&access, &id, body).await;
         counts.push(m["tokens_used"].as_i64().expect("counted"));
     }
     assert_eq!(counts, [6, 8]);

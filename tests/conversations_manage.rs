@@ -10,21 +10,6 @@ const ADMIN: &str = "conversations-admin-token-0123456789abcdef";
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-async fn create(app: &TestApp, access: &str, body: Value) -> String {
-    let (status, c) = app
-        .authed(Method::POST, "/v1/conversations", access, Some(&body))
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{c}");
-    c["id"].as_str().expect("id").to_string()
-}
-
-async fn say(app: &TestApp, access: &str, id: &str, body: Value) -> Value {
-    let path = format!("/v1/conversations/{id}/messages");
-    let (status, m) = app.authed(Method::POST, &path, access, Some(&body)).await;
-    assert_eq!(status, StatusCode::CREATED, "{m}");
-    m
-}
-
 async fn titles(app: &TestApp, access: &str, query: &str) -> Vec<String> {
     let (status, list) = app
         .authed(
@@ -57,12 +42,12 @@ async fn patch(app: &TestApp, access: &str, id: &str, body: Value) -> (StatusCod
 async fn a_conversation_is_renamed_archived_and_changed() {
     let app = spawn_app().await;
     let (_, access) = app.signup("patch@example.com").await;
-    let id = create(
-        &app,
-        &access,
-        json!({"title": "Draft", "description": "old", "temperature": 0.3, "tags": ["a"]}),
-    )
-    .await;
+    let id = app
+        .new_conversation(
+            &access,
+            json!({"title": "Draft", "description": "old", "temperature": 0.3, "tags": ["a"]}),
+        )
+        .await;
     let (status, c) = patch(
         &app,
         &access,
@@ -125,27 +110,28 @@ async fn a_conversation_is_renamed_archived_and_changed() {
 async fn lists_follow_activity_and_filter_by_status_tag_and_title() {
     let app = spawn_app().await;
     let (_, access) = app.signup("sidebar@example.com").await;
-    let bread = create(
-        &app,
-        &access,
-        json!({"title": "Bread 100% rye", "tags": ["food"]}),
-    )
-    .await;
-    let _tax = create(&app, &access, json!({"title": "Taxes", "tags": ["money"]})).await;
-    let trip = create(
-        &app,
-        &access,
-        json!({"title": "Trip to Rome", "tags": ["travel", "food"]}),
-    )
-    .await;
+    let bread = app
+        .new_conversation(
+            &access,
+            json!({"title": "Bread 100% rye", "tags": ["food"]}),
+        )
+        .await;
+    let _tax = app
+        .new_conversation(&access, json!({"title": "Taxes", "tags": ["money"]}))
+        .await;
+    let trip = app
+        .new_conversation(
+            &access,
+            json!({"title": "Trip to Rome", "tags": ["travel", "food"]}),
+        )
+        .await;
     assert_eq!(
         titles(&app, &access, "").await,
         ["Trip to Rome", "Taxes", "Bread 100% rye"]
     );
 
     // A message moves its conversation to the top.
-    say(
-        &app,
+    app.add_message(
         &access,
         &bread,
         json!({"role": "user", "content": "How long to proof?"}),
@@ -220,9 +206,10 @@ fn urlencode(text: &str) -> String {
 async fn a_soft_delete_hides_and_a_hard_delete_erases_every_layer() {
     let app = spawn_app().await;
     let (_, access) = app.signup("delete@example.com").await;
-    let soft = create(&app, &access, json!({"title": "Soft"})).await;
-    say(
-        &app,
+    let soft = app
+        .new_conversation(&access, json!({"title": "Soft"}))
+        .await;
+    app.add_message(
         &access,
         &soft,
         json!({"role": "user", "content": "keep me for now"}),
@@ -332,11 +319,12 @@ fn shown(list: &Value) -> Vec<(i64, String)> {
 async fn message_lists_serve_the_newest_ranges_and_both_orders() {
     let app = spawn_app().await;
     let (_, access) = app.signup("lists@example.com").await;
-    let id = create(&app, &access, json!({"title": "Long"})).await;
+    let id = app
+        .new_conversation(&access, json!({"title": "Long"}))
+        .await;
     for i in 1..=10 {
         let at = format!("2026-01-01T10:{i:02}:00Z");
-        say(
-            &app,
+        app.add_message(
             &access,
             &id,
             json!({"role": "user", "content": format!("m{i}"), "timestamp": at}),
@@ -404,14 +392,15 @@ async fn message_lists_serve_the_newest_ranges_and_both_orders() {
 async fn counters_stay_exact_under_a_concurrent_burst() {
     let app = spawn_app().await;
     let (_, access) = app.signup("burst@example.com").await;
-    let id = create(&app, &access, json!({"title": "Burst"})).await;
+    let id = app
+        .new_conversation(&access, json!({"title": "Burst"}))
+        .await;
     let writes = (0..40).map(|i| {
         let app = &app;
         let access = &access;
         let id = &id;
         async move {
-            say(
-                app,
+            app.add_message(
                 access,
                 id,
                 json!({"role": "user", "content": format!("burst {i}"), "tokens": i}),

@@ -247,18 +247,12 @@ async fn export_then_import_then_export_gives_the_same_conversations() {
     for (n, (title, messages)) in plan.iter().enumerate() {
         let body = json!({"title": title, "tags": ["round", "trip"], "model_used": "gpt-4o",
                           "system_prompt": "Be kind.", "temperature": 0.5, "max_tokens": 256});
-        let (status, c) = app
-            .authed(Method::POST, "/v1/conversations", &alice, Some(&body))
-            .await;
-        assert_eq!(status, StatusCode::CREATED, "{c}");
-        let id = c["id"].as_str().expect("id");
+        let id = app.new_conversation(&alice, body).await;
         for (i, (role, content, ct)) in messages.iter().enumerate() {
             let body = json!({"role": role, "content": content, "content_type": ct,
                               "timestamp": format!("2025-0{}-0{}T10:00:0{}.5Z", n + 1, n + 1, i),
                               "tokens": 3 + i, "model_used": "gpt-4o"});
-            let path = format!("/v1/conversations/{id}/messages");
-            let (status, m) = app.authed(Method::POST, &path, &alice, Some(&body)).await;
-            assert_eq!(status, StatusCode::CREATED, "{m}");
+            app.add_message(&alice, &id, body).await;
         }
     }
     let first = export_all(&app, &alice).await;

@@ -8,26 +8,6 @@ use common::{TestApp, assert_error, join_all, spawn_app};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-async fn conversation(app: &TestApp, access: &str) -> String {
-    let (status, c) = app
-        .authed(
-            Method::POST,
-            "/v1/conversations",
-            access,
-            Some(&json!({"title": "Edits"})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{c}");
-    c["id"].as_str().expect("id").to_string()
-}
-
-async fn say(app: &TestApp, access: &str, id: &str, body: Value) -> Value {
-    let path = format!("/v1/conversations/{id}/messages");
-    let (status, m) = app.authed(Method::POST, &path, access, Some(&body)).await;
-    assert_eq!(status, StatusCode::CREATED, "{m}");
-    m
-}
-
 async fn list(app: &TestApp, access: &str, id: &str, query: &str) -> Vec<Value> {
     let path = format!("/v1/conversations/{id}/messages?limit=1000{query}");
     let (status, page) = app.authed(Method::GET, &path, access, None).await;
@@ -57,14 +37,16 @@ fn message_path(id: &str, message: &Value) -> String {
 async fn an_edit_keeps_the_earlier_text_and_ratings_and_flags_are_set() {
     let app = spawn_app().await;
     let (_, access) = app.signup("edits@example.com").await;
-    let id = conversation(&app, &access).await;
-    let m = say(
-        &app,
-        &access,
-        &id,
-        json!({"role": "user", "content": "Paris is the capitol"}),
-    )
-    .await;
+    let id = app
+        .new_conversation(&access, json!({"title": "Edits"}))
+        .await;
+    let m = app
+        .add_message(
+            &access,
+            &id,
+            json!({"role": "user", "content": "Paris is the capitol"}),
+        )
+        .await;
     assert_eq!(m["is_edited"], false);
     let path = message_path(&id, &m);
     let patch = |body: Value| {
@@ -156,12 +138,13 @@ async fn an_edit_keeps_the_earlier_text_and_ratings_and_flags_are_set() {
 async fn a_deleted_message_leaves_the_list_and_the_counters_and_its_index_is_not_reused() {
     let app = spawn_app().await;
     let (_, access) = app.signup("delete-message@example.com").await;
-    let id = conversation(&app, &access).await;
+    let id = app
+        .new_conversation(&access, json!({"title": "Edits"}))
+        .await;
     let mut stored = Vec::new();
     for text in ["one", "two", "three"] {
         stored.push(
-            say(
-                &app,
+            app.add_message(
                 &access,
                 &id,
                 json!({"role": "user", "content": text, "tokens": 5}),
@@ -183,13 +166,9 @@ async fn a_deleted_message_leaves_the_list_and_the_counters_and_its_index_is_not
         (c["message_count"].as_i64(), c["token_count"].as_i64()),
         (Some(2), Some(10))
     );
-    let four = say(
-        &app,
-        &access,
-        &id,
-        json!({"role": "user", "content": "four"}),
-    )
-    .await;
+    let four = app
+        .add_message(&access, &id, json!({"role": "user", "content": "four"}))
+        .await;
     assert_eq!(four["message_index"], 4);
     let (status, body) = app.authed(Method::DELETE, &path, &access, None).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
@@ -200,30 +179,32 @@ async fn a_deleted_message_leaves_the_list_and_the_counters_and_its_index_is_not
 async fn a_regenerated_answer_replaces_the_one_it_supersedes() {
     let app = spawn_app().await;
     let (_, access) = app.signup("regenerate@example.com").await;
-    let id = conversation(&app, &access).await;
-    let question = say(
-        &app,
-        &access,
-        &id,
-        json!({"role": "user", "content": "Capital of Italy?"}),
-    )
-    .await;
-    let first = say(
-        &app,
-        &access,
-        &id,
-        json!({"role": "assistant", "content": "Milan.",
+    let id = app
+        .new_conversation(&access, json!({"title": "Edits"}))
+        .await;
+    let question = app
+        .add_message(
+            &access,
+            &id,
+            json!({"role": "user", "content": "Capital of Italy?"}),
+        )
+        .await;
+    let first = app
+        .add_message(
+            &access,
+            &id,
+            json!({"role": "assistant", "content": "Milan.",
                      "parent_message_id": question["id"]}),
-    )
-    .await;
-    let second = say(
-        &app,
-        &access,
-        &id,
-        json!({"role": "assistant", "content": "Rome.",
+        )
+        .await;
+    let second = app
+        .add_message(
+            &access,
+            &id,
+            json!({"role": "assistant", "content": "Rome.",
                       "parent_message_id": first["id"], "is_regeneration": true}),
-    )
-    .await;
+        )
+        .await;
     assert_eq!(second["is_regeneration"], true);
     assert_eq!(second["parent_message_id"], first["id"]);
     let shown: Vec<Value> = list(&app, &access, &id, "")
@@ -251,7 +232,9 @@ async fn a_regenerated_answer_replaces_the_one_it_supersedes() {
     assert_eq!(in_context, [json!("Capital of Italy?"), json!("Rome.")]);
 
     // A parent of another conversation is not found, as every foreign id.
-    let elsewhere = conversation(&app, &access).await;
+    let elsewhere = app
+        .new_conversation(&access, json!({"title": "Edits"}))
+        .await;
     let (status, body) = app
         .authed(
             Method::POST,
@@ -263,13 +246,13 @@ async fn a_regenerated_answer_replaces_the_one_it_supersedes() {
     assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
     assert_error(&body, "message_not_found");
     // A regeneration that names nothing replaces nothing.
-    let lone = say(
-        &app,
-        &access,
-        &elsewhere,
-        json!({"role": "assistant", "content": "y", "is_regeneration": true}),
-    )
-    .await;
+    let lone = app
+        .add_message(
+            &access,
+            &elsewhere,
+            json!({"role": "assistant", "content": "y", "is_regeneration": true}),
+        )
+        .await;
     assert_eq!(lone["is_regeneration"], true);
     assert_eq!(list(&app, &access, &elsewhere, "").await.len(), 1);
 }
@@ -278,12 +261,13 @@ async fn a_regenerated_answer_replaces_the_one_it_supersedes() {
 async fn counters_stay_exact_under_appends_edits_and_deletes_at_once() {
     let app = spawn_app().await;
     let (_, access) = app.signup("mix@example.com").await;
-    let id = conversation(&app, &access).await;
+    let id = app
+        .new_conversation(&access, json!({"title": "Edits"}))
+        .await;
     let mut seeded = Vec::new();
     for i in 0..20 {
         seeded.push(
-            say(
-                &app,
+            app.add_message(
                 &access,
                 &id,
                 json!({"role": "user", "content": format!("seed {i}")}),
@@ -297,8 +281,7 @@ async fn counters_stay_exact_under_appends_edits_and_deletes_at_once() {
         async move {
             match i % 3 {
                 0 => {
-                    say(
-                        app,
+                    app.add_message(
                         access,
                         id,
                         json!({"role": "user", "content": format!("more {i}")}),

@@ -472,6 +472,23 @@ impl TestApp {
         (status, resp.json().await.unwrap_or(Value::Null))
     }
 
+    /// `POST /v1/conversations` with `body`: the new conversation's id (asserts 201).
+    pub async fn new_conversation(&self, access: &str, body: Value) -> String {
+        let (status, c) = self
+            .authed(Method::POST, "/v1/conversations", access, Some(&body))
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{c}");
+        c["id"].as_str().expect("id").to_string()
+    }
+
+    /// `POST /v1/conversations/{id}/messages` with `body`: the stored message (asserts 201).
+    pub async fn add_message(&self, access: &str, id: &str, body: Value) -> Value {
+        let path = format!("/v1/conversations/{id}/messages");
+        let (status, m) = self.authed(Method::POST, &path, access, Some(&body)).await;
+        assert_eq!(status, StatusCode::CREATED, "{m}");
+        m
+    }
+
     /// An authenticated request with a JSON body or none.
     pub async fn authed(
         &self,
