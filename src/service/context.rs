@@ -45,6 +45,11 @@ fn take_fitting<M>(
     false
 }
 
+/// A message's stored tokens; a row written before counting existed is counted now.
+fn stored_or_counted(stored: Option<i32>, content: &str, encoding: Encoding) -> i64 {
+    stored.map_or_else(|| i64::from(encoding.count(content)), i64::from)
+}
+
 fn budget_error(system: i64, budget: i64) -> ServiceError {
     ServiceError::invalid(
         ErrorCode::BudgetTooSmall,
@@ -86,11 +91,8 @@ impl ConversationService {
                 break false;
             };
             let full = page.len() as u64 == STEP;
-            // Rows written before counting existed are counted now.
-            let tokens_of = |m: &messages::Model| {
-                m.tokens_used
-                    .map_or_else(|| i64::from(encoding.count(&m.content)), i64::from)
-            };
+            let tokens_of =
+                |m: &messages::Model| stored_or_counted(m.tokens_used, &m.content, encoding);
             if take_fitting(page, tokens_of, &mut left, &mut picked) {
                 break true;
             }
@@ -120,10 +122,7 @@ impl GuestService {
     ) -> Result<(Uuid, Window<Arc<CachedMessage>>), ServiceError> {
         let (conversation, all, _) = self.whole_history(guest_id, token).await?;
         let encoding = Encoding::for_model(None);
-        let tokens_of = |m: &Arc<CachedMessage>| {
-            m.tokens
-                .map_or_else(|| i64::from(encoding.count(&m.content)), i64::from)
-        };
+        let tokens_of = |m: &Arc<CachedMessage>| stored_or_counted(m.tokens, &m.content, encoding);
         let mut left = budget;
         let mut picked = Vec::new();
         let truncated = take_fitting(all.into_iter().rev(), tokens_of, &mut left, &mut picked);
