@@ -190,5 +190,7 @@ fn message(i: usize) -> NewMessage {
         tokens: None,
         content_type: None,
         idempotency_key: None,
+        tool_call_id: None,
+        tool_calls: None,
     }
 }

@@ -27,6 +27,11 @@ pub struct Model {
     pub content_type: String,
     /// The `Idempotency-Key` the message was written with.
     pub idempotency_key: Option<String>,
+    /// On a `tool` message: the call it answers.
+    pub tool_call_id: Option<String>,
+    /// On an assistant message: the calls it asks for, a JSON array as sent.
+    #[sea_orm(column_type = "Text", nullable)]
+    pub tool_calls: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -18,6 +18,7 @@ mod m20261130_000013_guest_token_salt_and_quota;
 mod m20261130_000014_create_refresh_tokens;
 mod m20261130_000015_conversation_imported_from;
 mod m20261130_000016_message_versions;
+mod m20261205_000017_tool_calls;
 
 pub struct Migrator;
 
@@ -41,6 +42,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000014_create_refresh_tokens::Migration),
             Box::new(m20261130_000015_conversation_imported_from::Migration),
             Box::new(m20261130_000016_message_versions::Migration),
+            Box::new(m20261205_000017_tool_calls::Migration),
         ]
     }
 }

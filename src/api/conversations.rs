@@ -14,7 +14,7 @@ use super::{
     ApiTags,
     conversation::SettableStatus,
     error::{ApiResult, statuses},
-    guest::NewGuestMessage,
+    guest::{NewGuestMessage, ToolParts},
     security::UserBearer,
     types::{
         Content, ContentType, ConversationStatus, IdempotencyKey, ListCursor, Role, StrictString,
@@ -158,7 +158,8 @@ pub enum CreatedConversation {
 pub struct AccountMessageInput {
     pub role: Role,
     /// Stored and returned byte-for-byte; not empty, no U+0000, at most the configured size.
-    pub content: Content,
+    /// Required, except on an assistant message carrying `tool_calls`.
+    pub content: Option<Content>,
     /// RFC 3339; a retry with the same role, content and timestamp is not stored twice.
     pub timestamp: Option<DateTime<FixedOffset>>,
     #[oai(validator(minimum(value = "0")))]
@@ -169,6 +170,8 @@ pub struct AccountMessageInput {
     pub parent_message_id: Option<Uuid>,
     /// A new answer replacing `parent_message_id`: lists then show only the newest answer.
     pub is_regeneration: Option<bool>,
+    #[oai(flatten)]
+    pub tools: ToolParts,
 }
 
 impl AccountMessageInput {
@@ -179,6 +182,7 @@ impl AccountMessageInput {
             timestamp: self.timestamp,
             tokens: self.tokens,
             content_type: self.content_type,
+            tools: self.tools,
         };
         NewAccountMessage {
             message: message.into_message(idempotency_key),
@@ -217,6 +221,12 @@ pub struct Message {
     pub user_rating: Option<i16>,
     pub flagged: bool,
     pub created_at: Timestamp,
+    /// On a `tool` message: the call it answers.
+    #[oai(skip_serializing_if_is_none)]
+    pub tool_call_id: Option<String>,
+    /// On an assistant message: the calls it makes, as sent.
+    #[oai(skip_serializing_if_is_none)]
+    pub tool_calls: Option<Vec<serde_json::Value>>,
     /// True when this request repeated a stored message (only on writes).
     #[oai(skip_serializing_if_is_none)]
     pub duplicate: Option<bool>,
@@ -240,6 +250,8 @@ impl Message {
             user_rating: m.user_rating,
             flagged: m.flagged,
             created_at: m.created_at.into(),
+            tool_calls: crate::service::export::tool_calls_value(m.tool_calls.as_deref()),
+            tool_call_id: m.tool_call_id,
             duplicate,
         }
     }

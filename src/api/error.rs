@@ -86,7 +86,8 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         | PasswordTooShort
         | PasswordTooLong
         | InvalidImport
-        | BudgetTooSmall => 422,
+        | BudgetTooSmall
+        | InvalidToolCall => 422,
         RateLimited | GuestQuotaExceeded => 429,
         InternalError => 500,
         DatabaseUnavailable | ServiceUnavailable | EmbeddingUnavailable => 503,

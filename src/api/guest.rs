@@ -15,7 +15,9 @@ use super::{
     conversations::Order,
     error::{ApiResult, statuses},
     security::{GuestToken, GuestTokenOrClaim},
-    types::{Content, ContentType, GuestId, IdempotencyKey, JsonBytes, Role, Timestamp},
+    types::{
+        Content, ContentType, GuestId, IdempotencyKey, JsonBytes, Role, StrictString, Timestamp,
+    },
 };
 use crate::{
     hot::CachedMessage,
@@ -43,8 +45,9 @@ statuses! {
 pub struct NewGuestMessage {
     pub role: Role,
     /// The message text, stored and returned byte-for-byte. Not empty, no U+0000, at most
-    /// `limits.max_message_bytes` bytes of UTF-8.
-    pub content: Content,
+    /// `limits.max_message_bytes` bytes of UTF-8. Required, except on an assistant message
+    /// carrying `tool_calls` (absent or null: stored as `""`).
+    pub content: Option<Content>,
     /// When the client says the message was written (RFC 3339). A retry with the same role,
     /// content and timestamp is recognised and not stored twice.
     pub timestamp: Option<DateTime<FixedOffset>>,
@@ -52,6 +55,29 @@ pub struct NewGuestMessage {
     #[oai(validator(minimum(value = "0")))]
     pub tokens: Option<i32>,
     pub content_type: Option<ContentType>,
+    #[oai(flatten)]
+    pub tools: ToolParts,
+}
+
+/// Tool calls, as OpenAI-style chat apps send them (422 `invalid_tool_call` on another role).
+#[derive(Debug, Default, Object)]
+pub struct ToolParts {
+    /// On a `tool` message: the id of the call it answers (1-256 bytes).
+    #[oai(validator(min_length = 1, max_length = 256))]
+    pub tool_call_id: Option<StrictString>,
+    /// On an `assistant` message: the calls it makes, stored and returned as sent (text and
+    /// calls together count against `limits.max_message_bytes`).
+    pub tool_calls: Option<Vec<serde_json::Value>>,
+}
+
+impl ToolParts {
+    /// The stored form: the id, and the calls as JSON text.
+    pub fn into_stored(self) -> (Option<String>, Option<String>) {
+        let calls = self
+            .tool_calls
+            .map(|calls| serde_json::Value::Array(calls).to_string());
+        (self.tool_call_id.map(|id| id.0), calls)
+    }
 }
 
 /// Where a stored message landed.
@@ -103,6 +129,12 @@ pub struct GuestMessage {
     #[oai(skip_serializing_if_is_none)]
     pub tokens: Option<i32>,
     pub created_at: Timestamp,
+    /// On a `tool` message: the call it answers.
+    #[oai(skip_serializing_if_is_none)]
+    pub tool_call_id: Option<String>,
+    /// On an assistant message: the calls it makes, as sent.
+    #[oai(skip_serializing_if_is_none)]
+    pub tool_calls: Option<Vec<serde_json::Value>>,
 }
 
 /// Which layer answered a read: `l1` (hot cache) or `l2` (SQL cache tables).
@@ -148,6 +180,11 @@ pub(super) struct GuestMessageView<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     tokens: Option<i32>,
     created_at: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tool_call_id: Option<&'a str>,
+    /// The stored JSON array, written out as it is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tool_calls: Option<&'a serde_json::value::RawValue>,
 }
 
 impl<'a> From<&'a CachedMessage> for GuestMessageView<'a> {
@@ -161,6 +198,11 @@ impl<'a> From<&'a CachedMessage> for GuestMessageView<'a> {
             content_type: &m.content_type,
             tokens: m.tokens,
             created_at: &m.created_at,
+            tool_call_id: m.tool_call_id.as_deref(),
+            tool_calls: m
+                .tool_calls
+                .as_deref()
+                .and_then(|s| serde_json::from_str(s).ok()),
         }
     }
 }
@@ -378,13 +420,16 @@ fn new_guest_allowed(state: &AppState, req: &Request) -> Result<(), ServiceError
 impl NewGuestMessage {
     /// The message as the services take it (guest and account writes alike).
     pub fn into_message(self, idempotency_key: Option<String>) -> NewMessage {
+        let (tool_call_id, tool_calls) = self.tools.into_stored();
         NewMessage {
             role: self.role.as_str().to_string(),
-            content: self.content.0,
+            content: self.content.map(|c| c.0).unwrap_or_default(),
             timestamp: self.timestamp.map(|t| t.with_timezone(&Utc)),
             tokens: self.tokens,
             content_type: self.content_type.map(|c| c.as_str().to_string()),
             idempotency_key,
+            tool_call_id,
+            tool_calls,
         }
     }
 }

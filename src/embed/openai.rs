@@ -74,11 +74,27 @@ impl OpenAi {
         self.dims
     }
 
-    /// One vector per text, in order, in calls of at most `batch_size` texts.
+    /// One vector per text, in order, in calls of at most `batch_size` texts. The API refuses
+    /// empty input (a message that only calls tools has no text): a blank text is not sent and
+    /// gets the zero vector, which is near nothing.
     pub async fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbedError> {
+        let asked: Vec<String> = texts
+            .iter()
+            .filter(|t| !t.trim().is_empty())
+            .cloned()
+            .collect();
+        let mut answers = Vec::with_capacity(asked.len());
+        for chunk in asked.chunks(self.batch_size) {
+            answers.extend(self.call_with_retries(chunk).await?);
+        }
+        let mut answers = answers.into_iter();
         let mut out = Vec::with_capacity(texts.len());
-        for chunk in texts.chunks(self.batch_size) {
-            out.extend(self.call_with_retries(chunk).await?);
+        for text in texts {
+            out.push(match text.trim().is_empty() {
+                true => vec![0.0; self.dims],
+                // `call` checked one vector per text.
+                false => answers.next().unwrap_or_else(|| vec![0.0; self.dims]),
+            });
         }
         Ok(out)
     }

@@ -130,6 +130,8 @@ mod tests {
             content_type: "text".into(),
             tokens: None,
             created_at: "2025-12-21T12:00:00Z".into(),
+            tool_call_id: None,
+            tool_calls: None,
         })
     }
 

@@ -31,16 +31,23 @@ pub struct CachedMessage {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tokens: Option<i32>,
     pub created_at: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_call_id: Option<String>,
+    /// A JSON array, as text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_calls: Option<String>,
 }
 
 impl CachedMessage {
     /// Approximate memory cost, used to bound the in-process cache: the struct behind its `Arc`
     /// and each string's heap buffer (with a little for the allocator's rounding).
     fn weight(&self) -> usize {
-        const STRINGS: usize = 5;
+        const STRINGS: usize = 7;
         std::mem::size_of::<Self>()
             + 16
             + self.content.len()
+            + self.tool_call_id.as_ref().map_or(0, String::len)
+            + self.tool_calls.as_ref().map_or(0, String::len)
             + self.role.len()
             + self.timestamp.len()
             + self.content_type.len()
@@ -244,6 +251,8 @@ mod tests {
             content_type: "text".into(),
             tokens: None,
             created_at: "2025-12-21T12:00:00Z".into(),
+            tool_call_id: None,
+            tool_calls: None,
         })
     }
 

@@ -46,8 +46,16 @@ fn take_fitting<M>(
 }
 
 /// A message's stored tokens; a row written before counting existed is counted now.
-fn stored_or_counted(stored: Option<i32>, content: &str, encoding: Encoding) -> i64 {
-    stored.map_or_else(|| i64::from(encoding.count(content)), i64::from)
+fn stored_or_counted(
+    stored: Option<i32>,
+    content: &str,
+    tool_calls: Option<&str>,
+    encoding: Encoding,
+) -> i64 {
+    stored.map_or_else(
+        || i64::from(encoding.count_message(content, tool_calls)),
+        i64::from,
+    )
 }
 
 fn budget_error(system: i64, budget: i64) -> ServiceError {
@@ -91,8 +99,9 @@ impl ConversationService {
                 break false;
             };
             let full = page.len() as u64 == STEP;
-            let tokens_of =
-                |m: &messages::Model| stored_or_counted(m.tokens_used, &m.content, encoding);
+            let tokens_of = |m: &messages::Model| {
+                stored_or_counted(m.tokens_used, &m.content, m.tool_calls.as_deref(), encoding)
+            };
             if take_fitting(page, tokens_of, &mut left, &mut picked) {
                 break true;
             }
@@ -122,7 +131,9 @@ impl GuestService {
     ) -> Result<(Uuid, Window<Arc<CachedMessage>>), ServiceError> {
         let (conversation, all, _) = self.whole_history(guest_id, token).await?;
         let encoding = Encoding::for_model(None);
-        let tokens_of = |m: &Arc<CachedMessage>| stored_or_counted(m.tokens, &m.content, encoding);
+        let tokens_of = |m: &Arc<CachedMessage>| {
+            stored_or_counted(m.tokens, &m.content, m.tool_calls.as_deref(), encoding)
+        };
         let mut left = budget;
         let mut picked = Vec::new();
         let truncated = take_fitting(all.into_iter().rev(), tokens_of, &mut left, &mut picked);

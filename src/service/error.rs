@@ -86,6 +86,7 @@ error_codes! {
     PasswordTooLong => "password_too_long",
     InvalidImport => "invalid_import",
     BudgetTooSmall => "budget_too_small",
+    InvalidToolCall => "invalid_tool_call",
     // 429.
     RateLimited => "rate_limited",
     GuestQuotaExceeded => "guest_quota_exceeded",

@@ -90,6 +90,13 @@ pub struct ExportedMessage {
     #[serde(default)]
     #[oai(default)]
     pub flagged: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[oai(skip_serializing_if_is_none)]
+    pub tool_call_id: Option<String>,
+    /// A JSON array, as the message was sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[oai(skip_serializing_if_is_none)]
+    pub tool_calls: Option<Vec<serde_json::Value>>,
 }
 
 impl ExportedConversation {
@@ -129,8 +136,15 @@ impl From<&messages::Model> for ExportedMessage {
             is_edited: m.is_edited,
             is_regeneration: m.is_regeneration,
             flagged: m.flagged,
+            tool_call_id: m.tool_call_id.clone(),
+            tool_calls: tool_calls_value(m.tool_calls.as_deref()),
         }
     }
+}
+
+/// Stored `tool_calls` text as the JSON array it was sent as (stored text is always one).
+pub fn tool_calls_value(stored: Option<&str>) -> Option<Vec<serde_json::Value>> {
+    stored.and_then(|s| serde_json::from_str(s).ok())
 }
 
 /// The user's conversations as an export reads them: all but deleted ones.
@@ -331,6 +345,10 @@ pub fn markdown(c: &ExportedConversation) -> String {
             m.timestamp,
             m.content.trim_end()
         );
+        if let Some(calls) = &m.tool_calls {
+            let calls = serde_json::to_string_pretty(calls).unwrap_or_default();
+            let _ = write!(out, "Tool calls:\n\n```json\n{calls}\n```\n\n");
+        }
     }
     out
 }

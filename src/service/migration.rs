@@ -313,6 +313,8 @@ async fn migrate_in(
             origin_cache_message_id: Set(Some(m.id)),
             client_timestamp: Set(m.client_timestamp),
             idempotency_key: Set(m.idempotency_key.clone()),
+            tool_call_id: Set(m.tool_call_id.clone()),
+            tool_calls: Set(m.tool_calls.clone()),
         }))
         .exec_without_returning(txn)
         .await?;

@@ -57,6 +57,12 @@ impl Encoding {
         };
         i32::try_from(n).unwrap_or(i32::MAX)
     }
+
+    /// Tokens of a message: its text and the JSON text of its tool calls, if any.
+    pub fn count_message(self, content: &str, tool_calls: Option<&str>) -> i32 {
+        self.count(content)
+            .saturating_add(tool_calls.map_or(0, |calls| self.count(calls)))
+    }
 }
 
 /// Loads both encodings (about half a second of CPU), so the first write does not wait for it.

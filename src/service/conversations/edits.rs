@@ -126,7 +126,8 @@ impl ConversationService {
                         .await?;
                         let model = message.model_used.as_deref();
                         let model = model.or(conversation.model_used.as_deref());
-                        let tokens = Encoding::for_model(model).count(&content);
+                        let calls = message.tool_calls.as_deref();
+                        let tokens = Encoding::for_model(model).count_message(&content, calls);
                         let delta = i64::from(tokens) - i64::from(message.tokens_used.unwrap_or(0));
                         adjust_counters(txn, id, 0, delta).await?;
                         row.content_hash = Set(md5_hex(&content));

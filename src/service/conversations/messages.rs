@@ -111,7 +111,8 @@ impl ConversationService {
             .is_none()
             .then(|| Encoding::for_model(msg.model_used.as_deref()));
         if let Some(encoding) = counted_with {
-            msg.message.tokens = Some(encoding.count(&msg.message.content));
+            let m = &msg.message;
+            msg.message.tokens = Some(encoding.count_message(&m.content, m.tool_calls.as_deref()));
         }
         let mut attempt = 0;
         loop {
@@ -222,7 +223,7 @@ async fn add_message_in(
     // count again and correct the sum. Usually nothing to do here.
     let wanted = Encoding::for_model(conversation.model_used.as_deref());
     if counted_with.is_some_and(|used| used != wanted) && msg.model_used.is_none() {
-        let counted = wanted.count(&m.content);
+        let counted = wanted.count_message(&m.content, m.tool_calls.as_deref());
         let delta = i64::from(counted) - i64::from(m.tokens.unwrap_or(0));
         conversations::Entity::update_many()
             .col_expr(
@@ -255,6 +256,8 @@ async fn add_message_in(
         origin_cache_message_id: None,
         client_timestamp: m.timestamp,
         idempotency_key: m.idempotency_key,
+        tool_call_id: m.tool_call_id,
+        tool_calls: m.tool_calls,
     };
     messages::Entity::insert(row.clone().into_active_model())
         .exec_without_returning(txn)

@@ -13,6 +13,7 @@ pub mod rules;
 mod select;
 mod single;
 mod sql;
+mod tool_calls;
 
 use std::{sync::Arc, time::Instant};
 
@@ -51,6 +52,10 @@ pub struct NewMessage {
     pub tokens: Option<i32>,
     pub content_type: Option<String>,
     pub idempotency_key: Option<String>,
+    /// On a `tool` message: the call it answers.
+    pub tool_call_id: Option<String>,
+    /// On an assistant message: the calls it asks for, a JSON array (as text).
+    pub tool_calls: Option<String>,
 }
 
 /// The outcome of a guest write.
@@ -243,9 +248,9 @@ impl GuestService {
         rules::validate_message(&msg, self.max_message_bytes)?;
         msg.timestamp = msg.timestamp.map(stored_precision);
         // Counted here, on the request's task, not in the writer. A guest names no model.
-        msg.tokens = msg
-            .tokens
-            .or_else(|| Some(Encoding::for_model(None).count(&msg.content)));
+        msg.tokens = msg.tokens.or_else(|| {
+            Some(Encoding::for_model(None).count_message(&msg.content, msg.tool_calls.as_deref()))
+        });
         let mut attempt = 0;
         let started = Instant::now();
         let stored = loop {

@@ -74,7 +74,7 @@ pub fn validate_message(msg: &NewMessage, max_message_bytes: usize) -> Result<()
             "role must be one of user, assistant, system, tool",
         ));
     }
-    validate_content(&msg.content, max_message_bytes)?;
+    super::tool_calls::validate(msg, max_message_bytes)?;
     if let Some(ct) = &msg.content_type
         && !CONTENT_TYPES.contains(&ct.as_str())
     {
@@ -214,6 +214,8 @@ pub trait StoredMessage {
     fn content(&self) -> &str;
     fn idempotency_key(&self) -> Option<&str>;
     fn client_timestamp(&self) -> Option<DateTime<Utc>>;
+    /// The tool call a `tool` message answers, and the calls an assistant message makes.
+    fn tool_parts(&self) -> (Option<&str>, Option<&str>);
 }
 
 /// What identifies the stored message a write could repeat; `None` when it cannot repeat any.
@@ -265,6 +267,7 @@ pub fn repeated<'a, M: StoredMessage>(
             m.client_timestamp() == Some(timestamp)
                 && m.role() == msg.role
                 && m.content() == msg.content
+                && m.tool_parts() == (msg.tool_call_id.as_deref(), msg.tool_calls.as_deref())
         })
         .map(Ok)
 }
@@ -283,6 +286,9 @@ macro_rules! stored_message {
             }
             fn client_timestamp(&self) -> Option<DateTime<Utc>> {
                 self.client_timestamp
+            }
+            fn tool_parts(&self) -> (Option<&str>, Option<&str>) {
+                (self.tool_call_id.as_deref(), self.tool_calls.as_deref())
             }
         }
     };
@@ -320,6 +326,8 @@ mod properties {
                 tokens,
                 content_type,
                 idempotency_key: key,
+                tool_call_id: None,
+                tool_calls: None,
             };
             let _ = validate_message(&msg, 64);
             let _ = retry_key(&msg);
@@ -361,6 +369,8 @@ mod tests {
             tokens: None,
             content_type: None,
             idempotency_key: None,
+            tool_call_id: None,
+            tool_calls: None,
         }
     }
 

@@ -81,6 +81,8 @@ pub(super) fn message_row(
         updated_at: now,
         content_type: msg.content_type.unwrap_or_else(|| "text".into()),
         idempotency_key: msg.idempotency_key,
+        tool_call_id: msg.tool_call_id,
+        tool_calls: msg.tool_calls,
     }
 }
 
@@ -115,6 +117,8 @@ pub(super) fn to_cached(row: &message_cache::Model) -> CachedMessage {
         content_type: row.content_type.clone(),
         tokens: row.tokens,
         created_at: rfc3339(row.created_at),
+        tool_call_id: row.tool_call_id.clone(),
+        tool_calls: row.tool_calls.clone(),
     }
 }
 

@@ -335,6 +335,8 @@ fn read_message(
         is_edited: false,
         is_regeneration: false,
         flagged: false,
+        tool_call_id: None,
+        tool_calls: None,
     }))
 }
 

@@ -153,6 +153,11 @@ fn message(
         is_edited: opt_bool(m, at, "is_edited")?,
         is_regeneration: opt_bool(m, at, "is_regeneration")?,
         flagged: opt_bool(m, at, "flagged")?,
+        tool_call_id: opt_string(m, at, "tool_call_id")?,
+        tool_calls: field(m, "tool_calls")
+            .filter(|v| !v.is_null())
+            .map(|v| array(v, &at.key("tool_calls")).map(|_| v.to_string()))
+            .transpose()?,
     };
     Ok((index, message))
 }

@@ -70,6 +70,9 @@ pub struct IncomingMessage {
     pub is_edited: bool,
     pub is_regeneration: bool,
     pub flagged: bool,
+    pub tool_call_id: Option<String>,
+    /// A JSON array, as text.
+    pub tool_calls: Option<String>,
 }
 
 impl Incoming {
@@ -103,12 +106,16 @@ impl IncomingMessage {
             tokens: self.tokens_used,
             content_type: Some(self.content_type.clone()),
             idempotency_key: None,
+            tool_call_id: self.tool_call_id.clone(),
+            tool_calls: self.tool_calls.clone(),
         };
         rules::validate_message(&probe, max_message_bytes).map_err(|e| {
             let field = match e.code() {
                 ErrorCode::InvalidRole => "role",
                 ErrorCode::InvalidContentType => "content_type",
                 ErrorCode::InvalidTokens => "tokens_used",
+                ErrorCode::InvalidToolCall if self.tool_calls.is_some() => "tool_calls",
+                ErrorCode::InvalidToolCall => "tool_call_id",
                 _ => "content",
             };
             at.key(field).explain(e)
@@ -328,5 +335,7 @@ fn message_row(
         origin_cache_message_id: None,
         client_timestamp: Some(m.timestamp),
         idempotency_key: None,
+        tool_call_id: m.tool_call_id.clone(),
+        tool_calls: m.tool_calls.clone(),
     }
 }
