@@ -254,6 +254,13 @@ async fn a_cache_miss_and_search_input_errors() {
         .request(Method::POST, "/v1/cache/lookup", Some(&token), Some(&body))
         .await;
     assert_eq!(resp.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    // A prompt holding U+0000 is outside the documented pattern: refused, like a message.
+    let body = json!({"prompt": "bread\u{0}", "guest_id": guest});
+    let resp = app
+        .request(Method::POST, "/v1/cache/lookup", Some(&token), Some(&body))
+        .await;
+    assert_eq!(resp.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert_error(&resp.json().await.expect("json"), "content_invalid");
     let (status, body) = search_as_guest(&app, &guest, &token, "q=%20%20").await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_error(&body, "invalid_query");

@@ -145,3 +145,59 @@ fn every_method_of_a_path_is_in_the_spec() {
         assert_eq!(found, methods, "{path}");
     }
 }
+
+/// The example a request body or response carries: its own, or its schema's.
+fn example_of<'a>(spec: &'a Value, media: &'a Value) -> Option<&'a Value> {
+    if let Some(example) = media.get("example") {
+        return Some(example);
+    }
+    let reference = media.pointer("/schema/$ref")?.as_str()?;
+    let pointer = reference.strip_prefix('#')?;
+    spec.pointer(pointer)?.get("example")
+}
+
+#[test]
+fn every_request_and_response_carries_an_example() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("openapi/openapi.json");
+    let spec: Value =
+        serde_json::from_str(&std::fs::read_to_string(path).expect("spec")).expect("json");
+    let mut missing = Vec::new();
+    let mut seen = 0;
+    for (path, item) in spec["paths"].as_object().expect("paths") {
+        for (method, op) in item.as_object().expect("path item") {
+            let mut bodies: Vec<(String, &Value)> = Vec::new();
+            if let Some(content) = op
+                .pointer("/requestBody/content")
+                .and_then(Value::as_object)
+            {
+                bodies.extend(content.values().map(|m| ("request".to_string(), m)));
+            }
+            for (status, response) in op["responses"].as_object().expect("responses") {
+                if let Some(content) = response.get("content").and_then(Value::as_object) {
+                    bodies.extend(content.values().map(|m| (status.clone(), m)));
+                }
+            }
+            for (what, media) in bodies {
+                seen += 1;
+                let Some(example) = example_of(&spec, media) else {
+                    missing.push(format!("{method} {path} {what}"));
+                    continue;
+                };
+                // An object's example holds every property its schema requires.
+                let schema = match media.pointer("/schema/$ref").and_then(Value::as_str) {
+                    Some(r) => spec.pointer(r.trim_start_matches('#')).expect("schema"),
+                    None => &media["schema"],
+                };
+                for required in schema["required"].as_array().into_iter().flatten() {
+                    let name = required.as_str().expect("name");
+                    assert!(
+                        example.get(name).is_some(),
+                        "{method} {path} {what}: the example lacks `{name}`: {example}"
+                    );
+                }
+            }
+        }
+    }
+    assert!(seen > 250, "only {seen} bodies found");
+    assert!(missing.is_empty(), "no example: {missing:#?}");
+}

@@ -60,6 +60,7 @@ pub struct ToExternal {
 
 /// Row counts and the hot cache's state.
 #[derive(Debug, Object)]
+#[oai(example)]
 pub struct Stats {
     /// Rows in every table (`users`, `conversations`, `messages`, `usage_metrics`,
     /// `conversation_cache`, `message_cache`, `cache_content_mapping`, `cache_migrations`,
@@ -97,6 +98,7 @@ pub struct L1Stats {
 
 /// Where one guest's data is right now.
 #[derive(Debug, Object)]
+#[oai(example)]
 pub struct GuestLayersView {
     pub guest_id: String,
     pub l1: L1View,
@@ -197,6 +199,7 @@ impl From<entity::cache_migrations::Model> for MigrationRecord {
 }
 
 #[derive(Debug, Object)]
+#[oai(example)]
 pub struct MigrationList {
     pub migrations: Vec<MigrationRecord>,
 }
@@ -209,6 +212,7 @@ pub struct CheckResult {
 }
 
 #[derive(Debug, Object)]
+#[oai(example)]
 pub struct VerifyResult {
     /// True when every check passed.
     pub ok: bool,

@@ -36,6 +36,7 @@ statuses! {
 
 /// E-mail and password, optionally with a guest whose conversation moves into the account.
 #[derive(Debug, Object)]
+#[oai(example)]
 pub struct Credentials {
     pub email: Email,
     pub password: Password,
@@ -70,6 +71,7 @@ impl From<entity::users::Model> for User {
 
 /// A signed-in user.
 #[derive(Debug, Object)]
+#[oai(example)]
 pub struct AuthSession {
     pub user: User,
     /// Send as `Authorization: Bearer <access_token>`.
@@ -115,6 +117,7 @@ pub struct Usage {
 }
 
 #[derive(Debug, Object)]
+#[oai(example)]
 pub struct Me {
     pub user: User,
     pub usage: Usage,
@@ -309,12 +312,14 @@ impl AuthApi {
 
 /// A refresh token from sign-up, login or an earlier refresh.
 #[derive(Debug, Object)]
+#[oai(example)]
 pub struct RefreshRequest {
     pub refresh_token: StrictString,
 }
 
 /// The current password and the new one.
 #[derive(Debug, Object)]
+#[oai(example)]
 pub struct PasswordChange {
     pub current_password: StrictString,
     /// At least 8 characters.
@@ -330,6 +335,7 @@ pub enum NoContent {
 
 /// Proof that it is the account's owner asking.
 #[derive(Debug, Object)]
+#[oai(example)]
 pub struct EraseMe {
     /// The account's password (accounts from an outside identity provider have none: they send
     /// `{}` with a token issued in the last 5 minutes).

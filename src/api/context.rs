@@ -29,6 +29,7 @@ statuses! {
 /// What to send a model next: the system prompt, then the most recent messages that fit the
 /// budget, oldest first (always ending at the newest message).
 #[derive(Debug, Object)]
+#[oai(example)]
 pub struct ConversationContext {
     /// The conversation's system prompt (null when it has none); its tokens count.
     pub system_prompt: Option<String>,
@@ -42,6 +43,7 @@ pub struct ConversationContext {
 /// What to send a model next from a guest's history: its most recent messages that fit the
 /// budget, oldest first. A guest has no system prompt (`system_prompt` is null).
 #[derive(Debug, Object)]
+#[oai(example)]
 pub struct GuestContext {
     pub guest_id: String,
     pub conversation_id: Uuid,

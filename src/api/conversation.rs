@@ -49,6 +49,7 @@ impl SettableStatus {
 /// The fields to change; absent ones stay. `description`, `system_prompt`, `model_used`,
 /// `temperature` and `max_tokens` are cleared with `null`.
 #[derive(Debug, Object, Default)]
+#[oai(example)]
 pub struct ConversationChanges {
     /// A blank title is ignored.
     pub title: Option<StrictString>,

@@ -42,6 +42,7 @@ statuses! {
 }
 
 #[derive(Debug, Object, Default)]
+#[oai(example)]
 pub struct ConversationInput {
     pub title: Option<StrictString>,
     pub description: Option<StrictString>,
@@ -80,6 +81,7 @@ impl From<ConversationInput> for NewConversation {
 }
 
 #[derive(Debug, Object)]
+#[oai(example)]
 pub struct Conversation {
     pub id: Uuid,
     pub title: String,
@@ -131,6 +133,7 @@ impl From<entity::conversations::Model> for Conversation {
 }
 
 #[derive(Debug, Object)]
+#[oai(example)]
 pub struct ConversationList {
     pub conversations: Vec<Conversation>,
     /// Pass as `cursor` for the next page; absent on the last page.
@@ -155,6 +158,7 @@ pub enum CreatedConversation {
 }
 
 #[derive(Debug, Object)]
+#[oai(example)]
 pub struct AccountMessageInput {
     pub role: Role,
     /// Stored and returned byte-for-byte; not empty, no U+0000, at most the configured size.
@@ -194,6 +198,7 @@ impl AccountMessageInput {
 }
 
 #[derive(Debug, Object)]
+#[oai(example)]
 pub struct Message {
     pub id: Uuid,
     pub conversation_id: Uuid,
@@ -266,6 +271,7 @@ pub enum Order {
 }
 
 #[derive(Debug, Object)]
+#[oai(example)]
 pub struct MessageList {
     pub messages: Vec<Message>,
     /// Pass as `cursor` for the next page; absent on the last page.

@@ -31,6 +31,7 @@ pub struct ErrorDetail {
 }
 
 #[derive(Debug, Clone, Object)]
+#[oai(example)]
 pub struct ErrorBody {
     pub error: ErrorDetail,
 }

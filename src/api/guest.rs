@@ -42,6 +42,7 @@ statuses! {
 
 /// A message to store.
 #[derive(Debug, Object)]
+#[oai(example)]
 pub struct NewGuestMessage {
     pub role: Role,
     /// The message text, stored and returned byte-for-byte. Not empty, no U+0000, at most
@@ -82,6 +83,7 @@ impl ToolParts {
 
 /// Where a stored message landed.
 #[derive(Debug, Object)]
+#[oai(example)]
 pub struct MessageAck {
     pub message_id: Uuid,
     pub conversation_id: Uuid,
@@ -147,6 +149,7 @@ pub enum ReadSource {
 
 /// One page of a guest's conversation, in sequence order.
 #[derive(Debug, Object)]
+#[oai(example)]
 pub struct GuestConversation {
     pub guest_id: String,
     pub conversation_id: Uuid,
@@ -239,6 +242,7 @@ fn conversation_body(
 
 /// A new guest with a server-chosen id.
 #[derive(Debug, Object)]
+#[oai(example)]
 pub struct GuestSession {
     pub guest_id: String,
     /// Send as `Authorization: Bearer <token>` or `X-Guest-Token: <token>`.

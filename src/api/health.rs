@@ -7,12 +7,14 @@ use super::ApiTags;
 use crate::state::AppState;
 
 #[derive(Debug, Object)]
+#[oai(example)]
 pub struct Health {
     /// Always `ok` when the process answers.
     pub status: String,
 }
 
 #[derive(Debug, Object)]
+#[oai(example)]
 pub struct Readiness {
     /// `ready` when SQL answers, else `unavailable`.
     pub status: String,

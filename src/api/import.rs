@@ -145,6 +145,7 @@ pub struct ChatGptContent {
 
 /// What an import did.
 #[derive(Object)]
+#[oai(example)]
 pub struct ImportResult {
     /// The conversations created, in the file's order.
     pub imported: Vec<ImportedConversation>,

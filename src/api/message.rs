@@ -27,6 +27,7 @@ statuses! {
 
 /// What to change; absent fields stay.
 #[derive(Debug, Object)]
+#[oai(example)]
 pub struct MessageChanges {
     /// New text: the current one is kept as a version and `is_edited` becomes true; its tokens
     /// are counted again.
@@ -49,6 +50,7 @@ pub struct MessageVersion {
 
 /// A message as it is now, and the texts it had before, oldest first.
 #[derive(Debug, Object)]
+#[oai(example)]
 pub struct MessageVersions {
     pub message: Message,
     pub versions: Vec<MessageVersion>,

@@ -19,6 +19,7 @@ statuses! {
 
 /// The outcome of a guest → account migration.
 #[derive(Debug, Object)]
+#[oai(example)]
 pub struct MigrationResult {
     pub migration_id: Uuid,
     pub user_id: Uuid,

@@ -11,6 +11,7 @@ pub mod conversations;
 mod cors;
 mod envelope;
 pub mod error;
+mod examples;
 pub mod export;
 pub mod guest;
 pub mod health;
@@ -110,6 +111,7 @@ fn finish_spec(generated: &str) -> String {
             optional_fields_take_null(schema);
         }
     }
+    examples::add_to_spec(&mut spec);
     let operations = spec
         .get_mut("paths")
         .and_then(|p| p.as_object_mut())

@@ -49,12 +49,14 @@ pub struct SearchResult {
 }
 
 #[derive(Debug, Object)]
+#[oai(example)]
 pub struct SearchResults {
     /// Best first.
     pub results: Vec<SearchResult>,
 }
 
 #[derive(Debug, Object)]
+#[oai(example)]
 pub struct LookupRequest {
     /// The prompt about to be sent to the model.
     pub prompt: Content,
@@ -95,6 +97,7 @@ impl From<FoundMessage> for CachedAnswer {
 /// `hit: true` with the earlier prompt and its answer, or `hit: false` with the best similarity
 /// seen (null when the caller has no answered prompt yet).
 #[derive(Debug, Object)]
+#[oai(example)]
 pub struct LookupResult {
     pub hit: bool,
     #[oai(skip_serializing_if_is_none)]

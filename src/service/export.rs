@@ -24,6 +24,7 @@ const MESSAGES_PER_READ: u64 = 500;
 /// A `genesis.export` document: one conversation, or all of a user's. `format` is always
 /// `genesis.export`; `version` is 1.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, poem_openapi::Object)]
+#[oai(example)]
 pub struct ExportDocument {
     pub format: String,
     pub version: u32,

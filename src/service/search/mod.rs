@@ -317,6 +317,12 @@ impl SearchService {
                 "prompt is empty",
             ));
         }
+        if prompt.contains('\0') {
+            return Err(ServiceError::invalid(
+                ErrorCode::ContentInvalid,
+                "prompt must not contain U+0000",
+            ));
+        }
         self.check_conversation(owner, conversation).await?;
         let started = Instant::now();
         let query = self.embeddings.embed_query(prompt).await?;
