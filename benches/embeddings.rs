@@ -110,7 +110,7 @@ async fn main() {
     let guest = "bench-search-owner";
     let first = state
         .guests
-        .append(guest, None, message(0))
+        .append(guest, None, None, message(0))
         .await
         .expect("first write");
     let token = first.issued_token.expect("token");
@@ -122,7 +122,7 @@ async fn main() {
             let mut i = 1 + worker;
             while i < messages {
                 guests
-                    .append(guest, Some(&token), message(i))
+                    .append(guest, Some(&token), None, message(i))
                     .await
                     .expect("append");
                 i += 32;

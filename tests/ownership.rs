@@ -39,10 +39,19 @@ async fn a_client_cannot_set_ids_owners_positions_counters_or_times() {
             &guest,
             Some(&token),
             json!({"role": "user", "content": "hi", "id": chosen, "message_id": chosen,
-                   "conversation_id": chosen, "sequence": 99, "created_at": OLD}),
+                   "sequence": 99, "created_at": OLD}),
         )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{ack}");
+    // A conversation_id names one of the guest's own conversations; a made-up one is 404.
+    let (status, refused) = app
+        .post_message(
+            &guest,
+            Some(&token),
+            json!({"role": "user", "content": "hi", "conversation_id": chosen}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{refused}");
     assert_ne!(ack["message_id"], chosen.as_str());
     assert_ne!(ack["conversation_id"], chosen.as_str());
     assert_eq!(ack["sequence"], 1);

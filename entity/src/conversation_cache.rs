@@ -32,6 +32,10 @@ pub struct Model {
     pub day_started_at: Option<DateTimeUtc>,
     /// Messages stored since `day_started_at`.
     pub day_messages: i64,
+    /// On a guest's further conversation: the guest's id (its `guest_id` is a derived key).
+    pub guest_root: Option<String>,
+    /// On the guest's first conversation: the newest one, when the guest started others.
+    pub latest_conversation_id: Option<Uuid>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -19,6 +19,7 @@ mod m20261130_000014_create_refresh_tokens;
 mod m20261130_000015_conversation_imported_from;
 mod m20261130_000016_message_versions;
 mod m20261205_000017_tool_calls;
+mod m20261205_000018_guest_conversations;
 
 pub struct Migrator;
 
@@ -43,6 +44,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000015_conversation_imported_from::Migration),
             Box::new(m20261130_000016_message_versions::Migration),
             Box::new(m20261205_000017_tool_calls::Migration),
+            Box::new(m20261205_000018_guest_conversations::Migration),
         ]
     }
 }

@@ -128,10 +128,17 @@ impl ContextApi {
         /// Tokens the context may take, 1 or more.
         #[oai(validator(minimum(value = "1"), maximum(value = "100000000")))]
         token_budget: Query<i64>,
+        /// Which of the guest's conversations (default: the newest).
+        conversation_id: Query<Option<Uuid>>,
     ) -> ApiResult<GuestContextResponse, GuestContextErrors> {
         let (conversation_id, window) = state
             .guests
-            .context(&guest_id, token.0.as_deref(), token_budget.0)
+            .context(
+                &guest_id,
+                token.0.as_deref(),
+                conversation_id.0,
+                token_budget.0,
+            )
             .await?;
         let view = GuestContextView {
             guest_id: &guest_id,

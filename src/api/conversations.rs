@@ -187,6 +187,7 @@ impl AccountMessageInput {
             tokens: self.tokens,
             content_type: self.content_type,
             tools: self.tools,
+            conversation_id: None,
         };
         NewAccountMessage {
             message: message.into_message(idempotency_key),

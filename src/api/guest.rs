@@ -22,7 +22,7 @@ use super::{
 use crate::{
     hot::CachedMessage,
     service::{
-        ServiceError,
+        ErrorCode, ServiceError,
         guest::{Appended, GuestHistory, NewMessage, Source},
         page::MessageQuery,
     },
@@ -58,6 +58,9 @@ pub struct NewGuestMessage {
     pub content_type: Option<ContentType>,
     #[oai(flatten)]
     pub tools: ToolParts,
+    /// Which of the guest's conversations it goes to (default: the newest; see `POST
+    /// /v1/guest/chat/{guest_id}/conversations`). Also taken as a query parameter.
+    pub conversation_id: Option<Uuid>,
 }
 
 /// Tool calls, as OpenAI-style chat apps send them (422 `invalid_tool_call` on another role).
@@ -309,6 +312,7 @@ impl GuestApi {
         method = "post",
         operation_id = "post_guest_message"
     )]
+    #[allow(clippy::too_many_arguments)]
     async fn post_message(
         &self,
         state: Data<&AppState>,
@@ -319,14 +323,27 @@ impl GuestApi {
         /// Makes retries safe: a second write with the same key returns the first message.
         #[oai(name = "Idempotency-Key")]
         idempotency_key: Header<Option<IdempotencyKey>>,
+        /// Which of the guest's conversations it goes to (default: the newest); the body's
+        /// `conversation_id` says the same.
+        conversation_id: Query<Option<Uuid>>,
     ) -> ApiResult<AppendResponse, AppendErrors> {
         if token.0.is_none() {
             new_guest_allowed(&state, req)?;
         }
+        let conversation = match (conversation_id.0, body.0.conversation_id) {
+            (Some(a), Some(b)) if a != b => {
+                return Err(ServiceError::invalid(
+                    ErrorCode::Unprocessable,
+                    "conversation_id differs between the query and the body",
+                )
+                .into());
+            }
+            (a, b) => a.or(b),
+        };
         let msg = body.0.into_message(idempotency_key.0.map(|k| k.0));
         let appended = state
             .guests
-            .append(&guest_id, token.0.as_deref(), msg)
+            .append(&guest_id, token.0.as_deref(), conversation, msg)
             .await?;
         Ok(ack(appended))
     }
@@ -372,6 +389,8 @@ impl GuestApi {
         since: Query<Option<DateTime<FixedOffset>>>,
         /// Only messages before this time (RFC 3339).
         until: Query<Option<DateTime<FixedOffset>>>,
+        /// Which of the guest's conversations (default: the newest).
+        conversation_id: Query<Option<Uuid>>,
     ) -> ApiResult<ConversationResponse, ReadErrors> {
         let query = MessageQuery {
             limit: limit.0,
@@ -385,7 +404,10 @@ impl GuestApi {
             include_superseded: false,
         };
         let token = token.0.as_deref();
-        let history = state.guests.read(&guest_id, token, query).await?;
+        let history = state
+            .guests
+            .read(&guest_id, token, conversation_id.0, query)
+            .await?;
         Ok(conversation_body(&guest_id, &history)?)
     }
 

@@ -14,6 +14,7 @@ pub mod error;
 mod examples;
 pub mod export;
 pub mod guest;
+pub mod guest_threads;
 pub mod health;
 pub mod import;
 pub mod message;
@@ -48,6 +49,7 @@ pub enum ApiTags {
 pub type Apis = (
     health::HealthApi,
     guest::GuestApi,
+    guest_threads::GuestThreadsApi,
     migration::MigrationApi,
     auth::AuthApi,
     conversations::ConversationsApi,
@@ -66,6 +68,7 @@ pub fn openapi_service() -> OpenApiService<Apis, ()> {
         (
             health::HealthApi,
             guest::GuestApi,
+            guest_threads::GuestThreadsApi,
             migration::MigrationApi,
             auth::AuthApi,
             conversations::ConversationsApi,

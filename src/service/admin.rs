@@ -232,8 +232,8 @@ impl AdminService {
             .query_all_raw(Statement::from_string(
                 backend,
                 "SELECT cc.guest_id, cc.user_id, cc.main_conversation_id FROM conversation_cache cc \
-                 WHERE cc.main_conversation_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM cache_migrations a \
-                 WHERE a.guest_id = cc.guest_id AND a.status = 'completed')",
+                 WHERE cc.main_conversation_id IS NOT NULL AND cc.guest_root IS NULL AND NOT EXISTS \
+                 (SELECT 1 FROM cache_migrations a WHERE a.guest_id = cc.guest_id AND a.status = 'completed')",
             ))
             .await?;
         let mut added = 0;

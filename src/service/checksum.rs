@@ -21,7 +21,8 @@ pub fn checksum<'a>(hashes: impl IntoIterator<Item = (i64, &'a str)>) -> String 
 }
 
 /// How many account messages in `conversation_ids` came from a guest's cache, and their
-/// checksum in `message_index` order.
+/// checksum in conversation id, then `message_index` order (one conversation per migration
+/// before guests had several: the same order).
 pub async fn of_migrated<C: ConnectionTrait>(
     db: &C,
     conversation_ids: Vec<Uuid>,
@@ -32,6 +33,7 @@ pub async fn of_migrated<C: ConnectionTrait>(
         .column(messages::Column::ContentHash)
         .filter(messages::Column::ConversationId.is_in(conversation_ids))
         .filter(messages::Column::OriginCacheMessageId.is_not_null())
+        .order_by_asc(messages::Column::ConversationId)
         .order_by_asc(messages::Column::MessageIndex)
         .into_tuple()
         .all(db)

@@ -127,9 +127,10 @@ impl GuestService {
         &self,
         guest_id: &str,
         token: Option<&str>,
+        conversation: Option<Uuid>,
         budget: i64,
     ) -> Result<(Uuid, Window<Arc<CachedMessage>>), ServiceError> {
-        let (conversation, all, _) = self.whole_history(guest_id, token).await?;
+        let (conversation, all, _) = self.whole_history(guest_id, token, conversation).await?;
         let encoding = Encoding::for_model(None);
         let tokens_of = |m: &Arc<CachedMessage>| {
             stored_or_counted(m.tokens, &m.content, m.tool_calls.as_deref(), encoding)

@@ -44,9 +44,11 @@ pub struct RetentionService {
     metrics: Arc<CacheMetrics>,
 }
 
-/// An expired guest: unmigrated, its expiry passed at `now`.
+/// An expired guest: unmigrated, its expiry passed at `now` (a guest's record is its first
+/// conversation; the ones it started later go with it).
 fn expired(now: DateTime<Utc>) -> Condition {
     Condition::all()
+        .add(conversation_cache::Column::GuestRoot.is_null())
         .add(conversation_cache::Column::MainConversationId.is_null())
         .add(conversation_cache::Column::ExpiresAt.lt(now))
 }
@@ -106,10 +108,19 @@ impl RetentionService {
             .filter(expired(now))
             .count(db)
             .await?;
+        let roots = Query::select()
+            .column(conversation_cache::Column::GuestId)
+            .from(conversation_cache::Entity)
+            .cond_where(expired(now))
+            .to_owned();
         let ids = Query::select()
             .column(conversation_cache::Column::Id)
             .from(conversation_cache::Entity)
-            .cond_where(expired(now))
+            .cond_where(
+                Condition::any()
+                    .add(conversation_cache::Column::GuestId.in_subquery(roots.clone()))
+                    .add(conversation_cache::Column::GuestRoot.in_subquery(roots)),
+            )
             .to_owned();
         let messages = message_cache::Entity::find()
             .filter(message_cache::Column::ConversationId.in_subquery(ids))
@@ -122,7 +133,7 @@ impl RetentionService {
     /// condition checked again inside it (a guest written to meanwhile is no longer expired).
     async fn delete_batch(&self, now: DateTime<Utc>) -> Result<CleanupReport, ServiceError> {
         let backend = self.store.backend();
-        let (report, guest_ids) = self
+        let (report, (guest_ids, keys)) = self
             .store
             .write(move |txn| {
                 Box::pin(async move {
@@ -142,10 +153,22 @@ impl RetentionService {
                     if rows.is_empty() {
                         return Ok::<_, ServiceError>(Write::Discard((
                             CleanupReport::default(),
-                            Vec::new(),
+                            (Vec::new(), Vec::new()),
                         )));
                     }
-                    let (ids, guest_ids): (Vec<Uuid>, Vec<String>) = rows.into_iter().unzip();
+                    let (mut ids, guest_ids): (Vec<Uuid>, Vec<String>) = rows.into_iter().unzip();
+                    // The conversations each guest started after its first go with it.
+                    let further: Vec<(Uuid, String)> = conversation_cache::Entity::find()
+                        .select_only()
+                        .column(conversation_cache::Column::Id)
+                        .column(conversation_cache::Column::GuestId)
+                        .filter(conversation_cache::Column::GuestRoot.is_in(guest_ids.clone()))
+                        .into_tuple()
+                        .all(txn)
+                        .await?;
+                    ids.extend(further.iter().map(|(id, _)| *id));
+                    let mut keys = guest_ids.clone();
+                    keys.extend(further.into_iter().map(|(_, key)| key));
                     let message_ids = Query::select()
                         .column(message_cache::Column::Id)
                         .from(message_cache::Entity)
@@ -176,21 +199,23 @@ impl RetentionService {
                         .filter(usage_metrics::Column::UserId.is_in(guest_ids.clone()))
                         .exec(txn)
                         .await?;
-                    let guests = conversation_cache::Entity::delete_many()
+                    conversation_cache::Entity::delete_many()
                         .filter(conversation_cache::Column::Id.is_in(ids))
                         .exec(txn)
-                        .await?
-                        .rows_affected;
+                        .await?;
+                    let guests = guest_ids.len() as u64;
                     Ok(Write::Commit((
                         CleanupReport { guests, messages },
-                        guest_ids,
+                        (guest_ids, keys),
                     )))
                 })
             })
             .await?;
         for guest_id in &guest_ids {
             self.usage.forget(guest_id);
-            if let Err(err) = self.hot.remove_guest(guest_id).await {
+        }
+        for key in &keys {
+            if let Err(err) = self.hot.remove_guest(key).await {
                 warn!(error = %err, "hot cache key of an expired guest could not be dropped");
             }
         }

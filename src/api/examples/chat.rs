@@ -71,6 +71,7 @@ impl Example for NewGuestMessage {
             tokens: None,
             content_type: None,
             tools: ToolParts::default(),
+            conversation_id: None,
         }
     }
 }

@@ -27,6 +27,8 @@ pub(super) struct GuestKey {
     salt: Option<String>,
     /// The account conversation this guest moved into, if migrated.
     pub migrated_to: Option<Uuid>,
+    /// The guest's newest conversation, when it started more than one.
+    pub latest: Option<Uuid>,
 }
 
 impl From<&conversation_cache::Model> for GuestKey {
@@ -35,6 +37,7 @@ impl From<&conversation_cache::Model> for GuestKey {
             conversation_id: row.id,
             salt: row.token_salt.clone(),
             migrated_to: row.main_conversation_id,
+            latest: row.latest_conversation_id,
         }
     }
 }
@@ -81,6 +84,7 @@ impl Access {
             conversation_id,
             salt,
             migrated_to: None,
+            latest: None,
         };
         self.keys.insert(guest_id.to_string(), key);
     }

@@ -168,6 +168,9 @@ async fn append_many(
     let mut rows = Vec::with_capacity(items.len());
     let mut ledger = Vec::with_capacity(items.len());
     for (i, item) in items.iter().enumerate() {
+        if item.guest_id.contains('~') {
+            continue; // a guest's further conversation: its quota is the guest's (one at a time)
+        }
         let held = guests.get(&item.guest_id).map(|g| g.row.id);
         if rules::check_write_access(held, item.holder).is_err() {
             // Refused, unless it repeats the claiming write: the one-at-a-time path decides.

@@ -13,6 +13,7 @@ pub mod rules;
 mod select;
 mod single;
 mod sql;
+mod threads;
 mod tool_calls;
 
 use std::{sync::Arc, time::Instant};
@@ -40,6 +41,7 @@ use access::Access;
 use batch::{AppendItem, GuestAppends};
 pub use read::{GuestHistory, HistoryPage, Source};
 pub use rules::GuestLimits;
+pub use threads::{GuestThread, MAX_CONVERSATIONS};
 
 const WRITE_RETRIES: u64 = 3;
 
@@ -231,20 +233,26 @@ impl GuestService {
         &self,
         guest_id: &str,
         token: Option<&str>,
+        conversation: Option<Uuid>,
         mut msg: NewMessage,
     ) -> Result<Appended, ServiceError> {
         rules::validate_guest_id(guest_id)?;
-        let holder = match token {
+        // Where it goes: with a token, the conversation named (or the newest) of the guest;
+        // without, the id's first conversation, which this write may claim.
+        let target = match token {
             Some(token) => {
                 let key = self.access.check(guest_id, Some(token)).await;
                 let key = key.inspect_err(|e| self.note(e))?;
                 if let Some(conversation_id) = key.migrated_to {
                     return Err(ServiceError::GuestMigrated { conversation_id });
                 }
-                Some(key.conversation_id)
+                Some(self.target(guest_id, &key, conversation).await?)
             }
+            None if conversation.is_some() => return Err(ServiceError::GuestTokenRequired),
             None => None,
         };
+        let holder = target.as_ref().map(|t| t.conversation_id);
+        let key = target.map_or_else(|| guest_id.to_string(), |t| t.key);
         rules::validate_message(&msg, self.max_message_bytes)?;
         msg.timestamp = msg.timestamp.map(stored_precision);
         // Counted here, on the request's task, not in the writer. A guest names no model.
@@ -254,7 +262,7 @@ impl GuestService {
         let mut attempt = 0;
         let started = Instant::now();
         let stored = loop {
-            let (id, m) = (guest_id.to_string(), msg.clone());
+            let (id, m) = (key.clone(), msg.clone());
             let result = match &self.appends {
                 Some(lane) => {
                     let item = AppendItem {
@@ -312,11 +320,11 @@ impl GuestService {
             Text::Guest(message.clone()),
         );
         let started = Instant::now();
-        let appended = self.hot.append_guest_message(guest_id, &message).await;
+        let appended = self.hot.append_guest_message(&key, &message).await;
         self.metrics.timed(Layer::L1, Op::Write, started, &appended);
         if let Err(err) = appended {
             warn!(error = %err, "hot cache append failed; dropping the key");
-            if let Err(err) = self.hot.remove_guest(guest_id).await {
+            if let Err(err) = self.hot.remove_guest(&key).await {
                 warn!(error = %err, "hot cache key could not be dropped");
             }
         }
@@ -370,7 +378,7 @@ impl GuestService {
             .await;
         self.access.forget(guest_id);
         self.metrics.timed(Layer::L2, Op::Erase, started, &erased);
-        let conversation = erased.inspect_err(|e| self.note(e))?;
+        let (conversation, further) = erased.inspect_err(|e| self.note(e))?;
         self.usage.forget(guest_id);
         let started = Instant::now();
         let removed = self
@@ -380,6 +388,11 @@ impl GuestService {
         self.metrics.timed(Layer::L1, Op::Erase, started, &removed);
         if let Err(err) = removed {
             warn!(error = %err, "hot cache key could not be dropped after erase");
+        }
+        for (id, key) in further {
+            if let Err(err) = self.hot.forget_conversation(&key, Some(id)).await {
+                warn!(error = %err, "hot cache key could not be dropped after erase");
+            }
         }
         Ok(())
     }

@@ -9,7 +9,7 @@ use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use tracing::{instrument, warn};
 use uuid::Uuid;
 
-use super::{GuestService, rules, sql};
+use super::{GuestService, rules, sql, threads::Target};
 use crate::{
     hot::{CachedMessage, MessageList, is_complete},
     service::{
@@ -113,6 +113,7 @@ impl GuestService {
         &self,
         guest_id: &str,
         token: Option<&str>,
+        conversation: Option<Uuid>,
         page: HistoryPage,
     ) -> Result<GuestHistory, ServiceError> {
         rules::validate_guest_id(guest_id)?;
@@ -122,11 +123,12 @@ impl GuestService {
         if let Some(conversation_id) = key.migrated_to {
             return Err(ServiceError::GuestMigrated { conversation_id });
         }
+        let target = self.target(guest_id, &key, conversation).await?;
         let started = Instant::now();
-        let cached = self.hot.guest_messages(guest_id).await;
+        let cached = self.hot.guest_messages(&target.key).await;
         // A list of another conversation than the token's is not this token's to read.
         let cached = cached.map(|list| {
-            list.filter(|m| is_complete(m) && m[0].conversation_id == key.conversation_id)
+            list.filter(|m| is_complete(m) && m[0].conversation_id == target.conversation_id)
         });
         let outcome = match &cached {
             Ok(Some(_)) => Outcome::Hit,
@@ -140,7 +142,7 @@ impl GuestService {
                 self.usage
                     .record(guest_id, GUEST_TIER, |d| d.cache_hits += 1);
                 self.record_read(guest_id).await;
-                let id = key.conversation_id;
+                let id = target.conversation_id;
                 return Ok(GuestHistory::page_of(
                     id,
                     messages,
@@ -155,7 +157,9 @@ impl GuestService {
         self.usage
             .record(guest_id, GUEST_TIER, |d| d.cache_misses += 1);
         let started = Instant::now();
-        let read = self.read_from_sql(guest_id, token, page.after, limit).await;
+        let read = self
+            .read_from_sql(guest_id, token, &target, page.after, limit)
+            .await;
         self.metrics.timed(Layer::L2, Op::Read, started, &read);
         let (conversation, rows) = read.inspect_err(|e| self.note(e))?;
         self.record_read(guest_id).await;
@@ -176,7 +180,7 @@ impl GuestService {
         }
         if !messages.is_empty() {
             let started = Instant::now();
-            let filled = self.hot.fill_guest(guest_id, &messages).await;
+            let filled = self.hot.fill_guest(&target.key, &messages).await;
             self.metrics.timed(Layer::L1, Op::Fill, started, &filled);
             if let Err(err) = filled {
                 warn!(error = %err, "hot cache refill failed");
@@ -223,6 +227,7 @@ impl GuestService {
         &self,
         guest_id: &str,
         token: Option<&str>,
+        target: &Target,
         after: i64,
         limit: u64,
     ) -> Result<(conversation_cache::Model, Vec<message_cache::Model>), ServiceError> {
@@ -239,6 +244,15 @@ impl GuestService {
         if let Some(conversation_id) = conversation.main_conversation_id {
             return Err(ServiceError::GuestMigrated { conversation_id });
         }
+        let conversation = if target.is_further() {
+            let row = conversation_cache::Entity::find_by_id(target.conversation_id)
+                .filter(conversation_cache::Column::GuestRoot.eq(guest_id))
+                .one(db)
+                .await?;
+            row.ok_or(ServiceError::ConversationNotFound)?
+        } else {
+            conversation
+        };
         let mut query = message_cache::Entity::find()
             .filter(message_cache::Column::ConversationId.eq(conversation.id))
             .order_by_asc(message_cache::Column::Sequence);

@@ -37,6 +37,7 @@ impl GuestService {
         &self,
         guest_id: &str,
         token: Option<&str>,
+        conversation: Option<Uuid>,
         query: MessageQuery,
     ) -> Result<GuestHistory, ServiceError> {
         if query.is_plain() {
@@ -44,10 +45,11 @@ impl GuestService {
                 after: query.cursor.unwrap_or(0),
                 limit: query.limit,
             };
-            return self.history(guest_id, token, page).await;
+            return self.history(guest_id, token, conversation, page).await;
         }
         let shape = query.shape()?;
-        let (conversation_id, all, source) = self.whole_history(guest_id, token).await?;
+        let (conversation_id, all, source) =
+            self.whole_history(guest_id, token, conversation).await?;
         let kept = |m: &&Arc<CachedMessage>| {
             shape.before.is_none_or(|b| m.sequence < b)
                 && shape.after.is_none_or(|a| m.sequence > a)
@@ -75,12 +77,13 @@ impl GuestService {
         &self,
         guest_id: &str,
         token: Option<&str>,
+        conversation: Option<Uuid>,
     ) -> Result<(Uuid, Vec<Arc<CachedMessage>>, Source), ServiceError> {
         let mut page = HistoryPage {
             after: 0,
             limit: Some(MAX_PAGE),
         };
-        let first = self.history(guest_id, token, page).await?;
+        let first = self.history(guest_id, token, conversation, page).await?;
         let (conversation, source) = (first.conversation_id, first.source);
         if let Some(all) = first.whole_history() {
             return Ok((conversation, all.to_vec(), source));
@@ -89,7 +92,10 @@ impl GuestService {
         let mut next = first.next_cursor;
         while let Some(after) = next {
             page.after = after;
-            let history = self.history(guest_id, token, page).await?;
+            // Later pages from the conversation the first one came from.
+            let history = self
+                .history(guest_id, token, Some(conversation), page)
+                .await?;
             all.extend(history.messages().iter().cloned());
             next = history.next_cursor;
         }

@@ -13,8 +13,8 @@ use super::{
     batch::GuestAppends,
     rules,
     sql::{
-        bump, claim, claiming_write, find_conversation, find_retry, mapping_row, message_row,
-        to_cached, unbump,
+        bump, claim, claiming_write, count_day, find_conversation, find_retry, mapping_row,
+        message_row, to_cached, unbump,
     },
 };
 use crate::{
@@ -60,6 +60,12 @@ pub(super) async fn append_in(
     let now = now();
     let (retention, limits) = (rules.retention, rules.limits);
     let title = rules::first_title(&msg);
+    // A further conversation's messages count in the guest's day: its first conversation is
+    // counted (and locked) first, in the order a migration locks them.
+    let guest_day = match guest_id.split_once('~') {
+        Some((guest, _)) if holder.is_some() => Some(count_day(txn, guest, now, retention).await?),
+        _ => None,
+    };
     let (conversation, claimed) = if let Some(holder) = holder {
         let bumped = bump_as_holder(txn, &guest_id, holder, now, retention, title).await?;
         (bumped, false)
@@ -95,11 +101,10 @@ pub(super) async fn append_in(
                 salt: None,
             }));
         }
-        // The counters as they were before the bump, through the one quota rule.
-        let before = (
-            conversation.day_started_at,
-            conversation.day_messages.saturating_sub(1),
-        );
+        // The counters as they were before the bump, through the one quota rule. A further
+        // conversation's messages count against the guest's day, kept on its first one.
+        let day = guest_day.unwrap_or((conversation.day_started_at, conversation.day_messages));
+        let before = (day.0, day.1.saturating_sub(1));
         rules::count_message(limits, conversation.message_count - 1, before, now)?;
     }
     let row = message_row(conversation.id, conversation.message_count, msg, now);

@@ -7,7 +7,7 @@ use entity::{cache_content_mapping, conversation_cache, message_cache, usage_met
 use sea_orm::{
     ActiveValue::Set,
     ColumnTrait, Condition, ConnectionTrait, DatabaseTransaction, EntityTrait, IntoActiveModel,
-    QueryFilter,
+    QueryFilter, QuerySelect,
     sea_query::{CaseStatement, Expr, ExprTrait, Func, OnConflict, Query, SimpleExpr},
 };
 use uuid::Uuid;
@@ -55,6 +55,8 @@ pub(super) fn new_conversation(
         token_salt: Some(new_salt()),
         day_started_at: (message_count > 0).then_some(now),
         day_messages: message_count,
+        guest_root: None,
+        latest_conversation_id: None,
     }
 }
 
@@ -172,7 +174,9 @@ pub(super) async fn touch(
 ) -> Result<(), ServiceError> {
     let expiry = CaseStatement::new()
         .case(
-            Expr::col(conversation_cache::Column::MessageCount).gt(0),
+            Expr::col(conversation_cache::Column::MessageCount)
+                .gt(0)
+                .or(Expr::col(conversation_cache::Column::LatestConversationId).is_not_null()),
             moved_expiry(now, retention),
         )
         .finally(Expr::col(conversation_cache::Column::ExpiresAt));
@@ -248,6 +252,39 @@ pub(super) fn counted_day(now: DateTime<Utc>) -> (SimpleExpr, SimpleExpr) {
         .case(open(), started())
         .finally(Expr::value(Some(now)));
     (messages.into(), start.into())
+}
+
+/// One more message in the day of `guest_id` (its first conversation, which also stays alive):
+/// the day's `(start, messages)` after it. The guest's row is locked until the transaction ends.
+pub(super) async fn count_day(
+    txn: &DatabaseTransaction,
+    guest_id: &str,
+    now: DateTime<Utc>,
+    retention: Duration,
+) -> Result<(Option<DateTime<Utc>>, i64), ServiceError> {
+    let (day_messages, day_started_at) = counted_day(now);
+    let rows = conversation_cache::Entity::update_many()
+        .col_expr(conversation_cache::Column::DayMessages, day_messages)
+        .col_expr(conversation_cache::Column::DayStartedAt, day_started_at)
+        .col_expr(conversation_cache::Column::AccessedAt, Expr::value(now))
+        .col_expr(
+            conversation_cache::Column::ExpiresAt,
+            moved_expiry(now, retention),
+        )
+        .filter(conversation_cache::Column::GuestId.eq(guest_id))
+        .filter(conversation_cache::Column::MainConversationId.is_null())
+        .exec_with_returning(txn)
+        .await?;
+    if let Some(guest) = rows.into_iter().next() {
+        return Ok((guest.day_started_at, guest.day_messages));
+    }
+    Err(match find_conversation(txn, guest_id).await? {
+        Some(c) => match c.main_conversation_id {
+            Some(conversation_id) => ServiceError::GuestMigrated { conversation_id },
+            None => ServiceError::RolledBack,
+        },
+        None => ServiceError::GuestNotFound,
+    })
 }
 
 pub(super) async fn unbump(
@@ -350,7 +387,7 @@ pub(super) async fn erase_in(
     txn: &DatabaseTransaction,
     guest_id: String,
     holder: Uuid,
-) -> Result<Write<Uuid>, ServiceError> {
+) -> Result<Write<(Uuid, Vec<(Uuid, String)>)>, ServiceError> {
     let conversation = find_conversation(txn, &guest_id)
         .await?
         .ok_or(ServiceError::GuestNotFound)?;
@@ -359,11 +396,25 @@ pub(super) async fn erase_in(
     if let Some(conversation_id) = conversation.main_conversation_id {
         return Err(ServiceError::GuestMigrated { conversation_id });
     }
-    let hashes = embeddings::sql::hashes_of_conversation(txn, conversation.id).await?;
+    // The guest's further conversations go with it.
+    let further: Vec<(Uuid, String)> = conversation_cache::Entity::find()
+        .select_only()
+        .column(conversation_cache::Column::Id)
+        .column(conversation_cache::Column::GuestId)
+        .filter(conversation_cache::Column::GuestRoot.eq(guest_id.as_str()))
+        .into_tuple()
+        .all(txn)
+        .await?;
+    let mut ids = vec![conversation.id];
+    ids.extend(further.iter().map(|(id, _)| *id));
+    let mut hashes = Vec::new();
+    for id in &ids {
+        hashes.extend(embeddings::sql::hashes_of_conversation(txn, *id).await?);
+    }
     let message_ids = Query::select()
         .column(message_cache::Column::Id)
         .from(message_cache::Entity)
-        .and_where(Expr::col(message_cache::Column::ConversationId).eq(conversation.id))
+        .and_where(Expr::col(message_cache::Column::ConversationId).is_in(ids.clone()))
         .to_owned();
     cache_content_mapping::Entity::delete_many()
         .filter(cache_content_mapping::Column::CacheType.eq("message"))
@@ -371,10 +422,11 @@ pub(super) async fn erase_in(
         .exec(txn)
         .await?;
     message_cache::Entity::delete_many()
-        .filter(message_cache::Column::ConversationId.eq(conversation.id))
+        .filter(message_cache::Column::ConversationId.is_in(ids.clone()))
         .exec(txn)
         .await?;
-    conversation_cache::Entity::delete_by_id(conversation.id)
+    conversation_cache::Entity::delete_many()
+        .filter(conversation_cache::Column::Id.is_in(ids))
         .exec(txn)
         .await?;
     usage_metrics::Entity::delete_many()
@@ -382,5 +434,5 @@ pub(super) async fn erase_in(
         .exec(txn)
         .await?;
     embeddings::sql::forget_unreferenced(txn, hashes).await?;
-    Ok(Write::Commit(conversation.id))
+    Ok(Write::Commit((conversation.id, further)))
 }

@@ -125,10 +125,21 @@ impl SearchService {
             (_, None) => true,
             (
                 Owner::Guest {
-                    conversation: own, ..
+                    conversation: own,
+                    guest_id,
                 },
                 Some(named),
-            ) => *own == named,
+            ) => {
+                *own == named
+                    || entity::conversation_cache::Entity::find_by_id(named)
+                        .filter(sea_orm::ColumnTrait::eq(
+                            &entity::conversation_cache::Column::GuestRoot,
+                            guest_id.as_str(),
+                        ))
+                        .one(self.store.conn())
+                        .await?
+                        .is_some()
+            }
             (Owner::User(user), Some(named)) => conversations::Entity::find()
                 .filter(super::conversations::live_one(*user, named))
                 .one(self.store.conn())

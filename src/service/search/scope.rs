@@ -31,22 +31,25 @@ pub(super) fn scope(
 ) -> Scope {
     let p = |n: usize| backend.param(first + n);
     match owner {
-        Owner::Guest {
-            conversation: c, ..
-        } => Scope {
+        Owner::Guest { guest_id, .. } => Scope {
             from: "message_cache m",
             hash: "message_hash",
             order: "sequence",
-            // A guest has one conversation: naming another finds nothing.
-            condition: match conversation {
-                Some(_) => format!(
-                    "m.conversation_id = {} AND m.conversation_id = {}",
+            // Every conversation of the guest (its first and the ones it started since).
+            condition: {
+                let all = format!(
+                    "m.conversation_id IN (SELECT id FROM conversation_cache WHERE guest_id = {} \
+                     OR guest_root = {})",
                     p(0),
                     p(1)
-                ),
-                None => format!("m.conversation_id = {}", p(0)),
+                );
+                match conversation {
+                    Some(_) => format!("{all} AND m.conversation_id = {}", p(2)),
+                    None => all,
+                }
             },
-            values: std::iter::once(Value::from(*c))
+            values: [Value::from(guest_id.clone()), Value::from(guest_id.clone())]
+                .into_iter()
                 .chain(conversation.map(Value::from))
                 .collect(),
             guest: true,

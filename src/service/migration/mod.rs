@@ -1,21 +1,21 @@
-//! Guest → account migration: in ONE transaction the guest's cached conversation is re-owned, its
-//! messages are copied into `conversations`/`messages` in sequence order, the ledger rows are
-//! marked synced, a completed `cache_migrations` row is written, and counts and checksum are
-//! verified before commit. Then the guest's hot-cache key is dropped.
+//! Guest → account migration: in ONE transaction each of the guest's cached conversations that
+//! holds messages is re-owned and copied into `conversations`/`messages` in sequence order
+//! ([`copy`]), the ledger rows are marked synced, a completed `cache_migrations` row is written,
+//! and counts and checksum are verified before commit. Then the guests' hot-cache keys are
+//! dropped.
+
+mod copy;
 
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use entity::{
-    cache_content_mapping, cache_migrations, conversation_cache, conversations, message_cache,
-    messages,
-};
+use entity::{cache_migrations, conversation_cache};
 use sea_orm::{
-    ActiveValue::Set,
-    ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder,
-    sea_query::{Expr, ExprTrait, Query},
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter,
+    QueryOrder,
 };
 use tracing::{error, info, instrument, warn};
+
 use uuid::Uuid;
 
 use super::{
@@ -23,7 +23,6 @@ use super::{
     cache_metrics::{CacheMetrics, Layer, Op},
     checksum,
     clock::now,
-    digest::sha256_hex,
     guest::{
         GuestService,
         rules::{check_write_access, validate_guest_id},
@@ -47,8 +46,9 @@ pub struct MigrationReport {
     pub checksum: String,
     pub already_migrated: bool,
     pub completed_at: Option<DateTime<Utc>>,
-    /// The guest's cache conversation that moved (its hot-cache copies must never come back).
-    pub cache_conversation_id: Option<Uuid>,
+    /// The guest's cache conversations that moved, with their hot-cache keys (their copies
+    /// there must never come back).
+    pub moved: Vec<(String, Uuid)>,
 }
 
 pub struct MigrationService {
@@ -151,21 +151,20 @@ impl MigrationService {
             .with_label_values(&[outcome])
             .inc();
         match &result {
-            Ok(report) if report.cache_conversation_id.is_none() && !report.already_migrated => {
+            Ok(report) if report.moved.is_empty() && !report.already_migrated => {
                 info!("guest had no messages: nothing migrated");
             }
             Ok(report) if !report.already_migrated => {
                 info!(messages = report.messages_migrated, "guest migrated");
                 self.guests.forget_key(guest_id);
                 self.usage.transfer(guest_id, &user_id.to_string());
-                let started = std::time::Instant::now();
-                let removed = self
-                    .hot
-                    .forget_conversation(guest_id, report.cache_conversation_id)
-                    .await;
-                self.metrics.timed(Layer::L1, Op::Erase, started, &removed);
-                if let Err(err) = removed {
-                    warn!(error = %err, "hot cache key of a migrated guest could not be dropped");
+                for (key, conversation) in &report.moved {
+                    let started = std::time::Instant::now();
+                    let removed = self.hot.forget_conversation(key, Some(*conversation)).await;
+                    self.metrics.timed(Layer::L1, Op::Erase, started, &removed);
+                    if let Err(err) = removed {
+                        warn!(error = %err, "hot cache key of a migrated guest could not be dropped");
+                    }
                 }
             }
             Ok(_) => {}
@@ -249,129 +248,41 @@ async fn migrate_in(
             .map(Write::Discard);
     }
 
-    let rows = message_cache::Entity::find()
-        .filter(message_cache::Column::ConversationId.eq(cached.id))
-        .order_by_asc(message_cache::Column::Sequence)
-        .all(txn)
-        .await?;
+    // The guest's first conversation and the ones it started since, oldest first.
+    let mut moving = vec![cached.clone()];
+    moving.extend(
+        conversation_cache::Entity::find()
+            .filter(conversation_cache::Column::GuestRoot.eq(guest_id))
+            .filter(conversation_cache::Column::MainConversationId.is_null())
+            .order_by_asc(conversation_cache::Column::CreatedAt)
+            .order_by_asc(conversation_cache::Column::Id)
+            .all(txn)
+            .await?,
+    );
     let at = now();
-    if rows.is_empty() {
+    let user = user_id.to_string();
+    let mut copied = Vec::new();
+    for conversation in &moving {
+        // A conversation that holds nothing creates none in the account.
+        if let Some(done) = copy::copy_one(txn, user_id, conversation, at).await? {
+            copied.push(done);
+        }
+        if fail && !copied.is_empty() {
+            return Err(ServiceError::Internal(
+                "failpoint migrate_after_messages".into(),
+            ));
+        }
+    }
+    if copied.is_empty() {
         // Nothing to take along: no empty conversation in the account. The guest stays a guest
         // (it may still write and be taken along later); the call is audited.
         return empty_guest(txn, user_id, guest_id, started_at, at).await;
     }
-    let conversation_id = Uuid::now_v7();
-    let tokens: i64 = rows.iter().map(|m| i64::from(m.tokens.unwrap_or(0))).sum();
-    conversations::Entity::insert(conversations::ActiveModel {
-        id: Set(conversation_id),
-        user_id: Set(user_id),
-        title: Set(cached
-            .title
-            .clone()
-            .unwrap_or_else(|| "Guest conversation".into())),
-        description: Set(None),
-        agent_type: Set("text-generation".into()),
-        model_used: Set(None),
-        system_prompt: Set(None),
-        temperature: Set(None),
-        max_tokens: Set(None),
-        status: Set("active".into()),
-        message_count: Set(rows.len() as i64),
-        last_index: Set(rows.len() as i64),
-        token_count: Set(tokens),
-        is_public: Set(false),
-        is_shared: Set(false),
-        tags: Set(serde_json::json!([])),
-        last_message_at: Set(rows.last().map(|m| m.created_at)),
-        created_at: Set(cached.created_at),
-        updated_at: Set(at),
-        origin_guest_id: Set(Some(guest_id.to_string())),
-        imported_from: Set(None),
-    })
-    .exec_without_returning(txn)
-    .await?;
-    // The account's message keeps the id the guest was given: retries and links still work.
-    for chunk in rows.chunks(200) {
-        messages::Entity::insert_many(chunk.iter().map(|m| messages::ActiveModel {
-            id: Set(m.id),
-            conversation_id: Set(conversation_id),
-            user_id: Set(user_id),
-            role: Set(m.role.clone()),
-            content: Set(m.content.clone()),
-            content_type: Set(m.content_type.clone()),
-            message_index: Set(m.sequence),
-            tokens_used: Set(m.tokens),
-            model_used: Set(None),
-            user_rating: Set(None),
-            is_edited: Set(m.is_edited),
-            is_regeneration: Set(false),
-            parent_message_id: Set(None),
-            flagged: Set(false),
-            created_at: Set(m.created_at),
-            updated_at: Set(at),
-            content_hash: Set(m.message_hash.clone()),
-            origin_cache_message_id: Set(Some(m.id)),
-            client_timestamp: Set(m.client_timestamp),
-            idempotency_key: Set(m.idempotency_key.clone()),
-            tool_call_id: Set(m.tool_call_id.clone()),
-            tool_calls: Set(m.tool_calls.clone()),
-        }))
-        .exec_without_returning(txn)
-        .await?;
-    }
-    if fail {
-        return Err(ServiceError::Internal(
-            "failpoint migrate_after_messages".into(),
-        ));
-    }
-    let user = user_id.to_string();
-    let cache_ids = Query::select()
-        .column(message_cache::Column::Id)
-        .from(message_cache::Entity)
-        .and_where(Expr::col(message_cache::Column::ConversationId).eq(cached.id))
-        .to_owned();
-    cache_content_mapping::Entity::update_many()
-        .col_expr(
-            cache_content_mapping::Column::MainId,
-            Expr::col(cache_content_mapping::Column::CacheId),
-        )
-        .col_expr(cache_content_mapping::Column::IsSynced, Expr::value(true))
-        .col_expr(
-            cache_content_mapping::Column::SyncedAt,
-            Expr::value(Some(at)),
-        )
-        .col_expr(
-            cache_content_mapping::Column::UserId,
-            Expr::value(user.clone()),
-        )
-        .filter(cache_content_mapping::Column::CacheType.eq("message"))
-        .filter(cache_content_mapping::Column::CacheId.in_subquery(cache_ids))
-        .exec(txn)
-        .await?;
-    conversation_cache::Entity::update_many()
-        .col_expr(
-            conversation_cache::Column::UserId,
-            Expr::value(user.clone()),
-        )
-        .col_expr(
-            conversation_cache::Column::Platform,
-            Expr::value("authenticated"),
-        )
-        .col_expr(
-            conversation_cache::Column::ConversationHash,
-            Expr::value(sha256_hex(&user)),
-        )
-        .col_expr(
-            conversation_cache::Column::MainConversationId,
-            Expr::value(Some(conversation_id)),
-        )
-        .col_expr(conversation_cache::Column::AccessedAt, Expr::value(at))
-        .filter(conversation_cache::Column::Id.eq(cached.id))
-        .exec(txn)
-        .await?;
-
-    let expected = checksum::checksum(rows.iter().map(|m| (m.sequence, m.message_hash.as_str())));
-    verify_copied(txn, conversation_id, rows.len() as i64, &expected).await?;
+    // The guest's record answers for it from now on (409 `guest_migrated` names the first
+    // conversation), and its empty conversations are gone.
+    copy::close_guest(txn, &moving, &copied, user_id, at).await?;
+    let (expected, messages) = copy::verify(txn, &copied).await?;
+    let conversation_ids: Vec<Uuid> = copied.iter().map(|c| c.conversation_id).collect();
 
     usage::move_stored(txn, guest_id, &user).await?;
 
@@ -379,12 +290,15 @@ async fn migrate_in(
         migration_id: Uuid::now_v7(),
         user_id,
         guest_id: guest_id.to_string(),
-        conversation_ids: vec![conversation_id],
-        messages_migrated: rows.len() as i64,
+        conversation_ids,
+        messages_migrated: messages,
         checksum: expected,
         already_migrated: false,
         completed_at: Some(at),
-        cache_conversation_id: Some(cached.id),
+        moved: copied
+            .iter()
+            .map(|c| (c.cache_key.clone(), c.cache_id))
+            .collect(),
     };
     record_completed(txn, &report, started_at).await?;
     Ok(Write::Commit(report))
@@ -431,26 +345,10 @@ async fn empty_guest(
         checksum: checksum::checksum(std::iter::empty::<(i64, &str)>()),
         already_migrated: false,
         completed_at: Some(at),
-        cache_conversation_id: None,
+        moved: Vec::new(),
     };
     record_completed(txn, &report, started_at).await?;
     Ok(Write::Commit(report))
-}
-
-/// Re-reads what was copied and compares count and checksum with the cache.
-async fn verify_copied(
-    txn: &DatabaseTransaction,
-    conversation_id: Uuid,
-    expected_count: i64,
-    expected_checksum: &str,
-) -> Result<(), ServiceError> {
-    let (count, got) = checksum::of_migrated(txn, vec![conversation_id]).await?;
-    if count != expected_count || got != expected_checksum {
-        return Err(ServiceError::Internal(format!(
-            "verification failed: {count} of {expected_count} messages, checksum {got} != {expected_checksum}"
-        )));
-    }
-    Ok(())
 }
 
 /// The stored result for a guest migrated before: the same user gets it, anyone else 409.
@@ -480,6 +378,6 @@ async fn previous_result<C: ConnectionTrait>(
         checksum: done.checksum.unwrap_or_default(),
         already_migrated: true,
         completed_at: done.completed_at,
-        cache_conversation_id: None,
+        moved: Vec::new(),
     })
 }
