@@ -2,7 +2,7 @@
 //! conversation, and lists its conversations (one OpenApi unit for the path).
 
 use poem::web::Data;
-use poem_openapi::{ApiResponse, Object, OpenApi, param::Path, payload::Json, types::Example};
+use poem_openapi::{ApiResponse, Object, OpenApi, param::Path, payload::Json};
 use uuid::Uuid;
 
 use super::{
@@ -55,31 +55,6 @@ impl From<GuestThread> for GuestConversationSummary {
 pub struct GuestConversations {
     pub guest_id: String,
     pub conversations: Vec<GuestConversationSummary>,
-}
-
-impl Example for GuestConversationSummary {
-    fn example() -> Self {
-        let at = Timestamp(
-            chrono::DateTime::<chrono::Utc>::from_timestamp(1_796_468_400, 0).unwrap_or_default(),
-        );
-        Self {
-            conversation_id: Uuid::from_u128(0x019a_f3c1_2b00_7000_8000_0000_0000_0003),
-            title: None,
-            message_count: 0,
-            created_at: at,
-            last_activity_at: at,
-            latest: true,
-        }
-    }
-}
-
-impl Example for GuestConversations {
-    fn example() -> Self {
-        Self {
-            guest_id: "g_3f9c2a7b41d84e0f9b6c5a1d2e3f4a5b".into(),
-            conversations: vec![GuestConversationSummary::example()],
-        }
-    }
 }
 
 #[derive(Debug, ApiResponse)]

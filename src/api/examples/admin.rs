@@ -18,19 +18,6 @@ use crate::{
     service::export::{ExportDocument, ExportedConversation, ExportedMessage},
 };
 
-const TABLES: [&str; 10] = [
-    "users",
-    "conversations",
-    "messages",
-    "usage_metrics",
-    "conversation_cache",
-    "message_cache",
-    "cache_content_mapping",
-    "cache_migrations",
-    "cache_metrics",
-    "cache_embeddings",
-];
-
 impl Example for Health {
     fn example() -> Self {
         Self {
@@ -60,7 +47,7 @@ impl Example for Stats {
     fn example() -> Self {
         let counts = [1, 1, 2, 1, 1, 2, 2, 1, 6, 2];
         Self {
-            tables: TABLES
+            tables: crate::service::inspect::TABLES
                 .iter()
                 .zip(counts)
                 .map(|(t, n)| ((*t).to_string(), n))

@@ -10,6 +10,7 @@ use crate::api::{
         GuestConversation, GuestMessage, GuestSession, MessageAck, NewGuestMessage, ReadSource,
         ToolParts,
     },
+    guest_threads::{GuestConversationSummary, GuestConversations},
     message::{MessageChanges, MessageVersion, MessageVersions},
     types::{Content, ContentType, Role, StrictString},
 };
@@ -193,6 +194,28 @@ impl Example for ConversationContext {
             ],
             tokens: 16,
             truncated: false,
+        }
+    }
+}
+
+impl Example for GuestConversationSummary {
+    fn example() -> Self {
+        Self {
+            conversation_id: id(3),
+            title: None,
+            message_count: 0,
+            created_at: at(3_600),
+            last_activity_at: at(3_600),
+            latest: true,
+        }
+    }
+}
+
+impl Example for GuestConversations {
+    fn example() -> Self {
+        Self {
+            guest_id: GUEST_ID.into(),
+            conversations: vec![GuestConversationSummary::example()],
         }
     }
 }

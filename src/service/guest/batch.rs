@@ -168,7 +168,7 @@ async fn append_many(
     let mut rows = Vec::with_capacity(items.len());
     let mut ledger = Vec::with_capacity(items.len());
     for (i, item) in items.iter().enumerate() {
-        if item.guest_id.contains('~') {
+        if super::threads::guest_of_key(&item.guest_id).is_some() {
             continue; // a guest's further conversation: its quota is the guest's (one at a time)
         }
         let held = guests.get(&item.guest_id).map(|g| g.row.id);

@@ -16,6 +16,7 @@ use super::{
         bump, claim, claiming_write, count_day, find_conversation, find_retry, mapping_row,
         message_row, to_cached, unbump,
     },
+    threads::guest_of_key,
 };
 use crate::{
     service::{ServiceError, clock::now},
@@ -62,8 +63,8 @@ pub(super) async fn append_in(
     let title = rules::first_title(&msg);
     // A further conversation's messages count in the guest's day: its first conversation is
     // counted (and locked) first, in the order a migration locks them.
-    let guest_day = match guest_id.split_once('~') {
-        Some((guest, _)) if holder.is_some() => Some(count_day(txn, guest, now, retention).await?),
+    let guest_day = match guest_of_key(&guest_id) {
+        Some(guest) if holder.is_some() => Some(count_day(txn, guest, now, retention).await?),
         _ => None,
     };
     let (conversation, claimed) = if let Some(holder) = holder {

@@ -29,6 +29,11 @@ pub fn key_of(guest_id: &str, conversation_id: Uuid) -> String {
     format!("{guest_id}~{}", conversation_id.simple())
 }
 
+/// The guest a further conversation's key belongs to; `None` for a guest's own id.
+pub(super) fn guest_of_key(key: &str) -> Option<&str> {
+    key.split_once('~').map(|(guest, _)| guest)
+}
+
 /// The conversation a request acts on.
 #[derive(Clone, Debug)]
 pub(super) struct Target {
@@ -40,7 +45,7 @@ pub(super) struct Target {
 impl Target {
     /// True for a guest's further conversation.
     pub fn is_further(&self) -> bool {
-        self.key.contains('~')
+        guest_of_key(&self.key).is_some()
     }
 }
 
