@@ -22,7 +22,19 @@ pub struct Metrics {
     pub embedding_backlog: IntGaugeVec,
 }
 
-const LATENCY_BUCKETS: [f64; 12] = [
+/// What `Metrics::totals` reads: counts since start.
+#[derive(Clone, Debug, Default)]
+pub struct Totals {
+    pub requests: u64,
+    pub server_errors: u64,
+    /// Requests at or under each of `LATENCY_BUCKETS`, then all of them.
+    pub latency_buckets: Vec<u64>,
+    pub writer_batches: u64,
+    pub writer_jobs: f64,
+}
+
+/// Upper bounds of the latency buckets, in seconds.
+pub const LATENCY_BUCKETS: [f64; 12] = [
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
 ];
 
@@ -149,6 +161,48 @@ impl Metrics {
         let hits = reads("hit");
         let all = hits + reads("miss") + reads("error");
         if all == 0.0 { 0.0 } else { hits / all }
+    }
+
+    /// Running totals for the dashboard's live charts (`service::live`): requests outside the
+    /// admin API, their latency buckets summed over every route, and the writer's batches.
+    pub fn totals(&self) -> Totals {
+        use prometheus::core::Collector;
+        let mut t = Totals {
+            latency_buckets: vec![0; LATENCY_BUCKETS.len() + 1],
+            ..Totals::default()
+        };
+        for family in self.http_duration.collect() {
+            for metric in family.get_metric() {
+                let label = |name: &str| {
+                    metric
+                        .get_label()
+                        .iter()
+                        .find(|l| l.name() == name)
+                        .map(|l| l.value().to_string())
+                        .unwrap_or_default()
+                };
+                if label("route").starts_with("/v1/admin") {
+                    continue;
+                }
+                let h = metric.get_histogram();
+                t.requests += h.get_sample_count();
+                if label("status").starts_with('5') {
+                    t.server_errors += h.get_sample_count();
+                }
+                for (i, b) in h.get_bucket().iter().enumerate() {
+                    if let Some(slot) = t.latency_buckets.get_mut(i) {
+                        *slot += b.cumulative_count();
+                    }
+                }
+                if let Some(last) = t.latency_buckets.last_mut() {
+                    *last += h.get_sample_count();
+                }
+            }
+        }
+        let batches = self.writer_batch.with_label_values::<&str>(&[]);
+        t.writer_batches = batches.get_sample_count();
+        t.writer_jobs = batches.get_sample_sum();
+        t
     }
 
     /// The registry in the Prometheus text format.

@@ -251,6 +251,7 @@ pub async fn build_state(settings: Settings, role: Role) -> Result<AppState, Sta
         inspect,
         embeddings,
         search,
+        live: Default::default(),
         started: std::time::Instant::now(),
         usage,
         cache_metrics,
@@ -290,11 +291,19 @@ pub async fn serve(settings: Settings) -> Result<(), StartupError> {
         state.clone(),
         Duration::from_secs(state.settings.guest.cleanup_interval_secs),
     ));
+    let sampler = (!state.settings.admin.token.expose().is_empty()).then(|| {
+        state
+            .live
+            .spawn(state.store.clone(), state.embeddings.clone())
+    });
     let result = Server::new_with_acceptor(acceptor)
         .run_with_graceful_shutdown(api::routes(state.clone()), shutdown_signal(), Some(grace))
         .await;
     flusher.abort();
     cleaner.abort();
+    if let Some(sampler) = sampler {
+        sampler.abort();
+    }
     flush_counters(&state).await;
     info!("stopped");
     state.store.close().await;

@@ -41,6 +41,8 @@ pub struct AppState {
     pub inspect: InspectService,
     pub embeddings: Embeddings,
     pub search: SearchService,
+    /// The dashboard's live samples (taken while the admin API is on).
+    pub live: crate::service::live::Live,
     /// When the server started, for uptime.
     pub started: std::time::Instant,
     pub usage: Arc<UsageCounters>,

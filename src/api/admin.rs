@@ -20,7 +20,9 @@ use super::{
     types::{GuestId, MigrationStatus, StrictString, Timestamp},
 };
 use crate::{
-    service::{admin::MigrationFilter, guest::rules::validate_text, page::page_size},
+    service::{
+        admin::MigrationFilter, guest::rules::validate_text, inspect::why_empty, page::page_size,
+    },
     state::AppState,
 };
 
@@ -66,6 +68,9 @@ pub struct Stats {
     /// `conversation_cache`, `message_cache`, `cache_content_mapping`, `cache_migrations`,
     /// `cache_metrics`, `cache_embeddings`).
     pub tables: std::collections::BTreeMap<String, i64>,
+    /// For each table at 0 rows, why it may be empty (when known), e.g. `embeddings provider is
+    /// none (GENESIS__EMBEDDINGS__PROVIDER)`.
+    pub empty: std::collections::BTreeMap<String, String>,
     pub l1: L1Stats,
     pub embeddings: EmbeddingStats,
     pub uptime_secs: u64,
@@ -112,6 +117,31 @@ pub struct GuestLayersView {
     /// The latest audit record of a migration of this guest (absent when it never migrated).
     #[oai(skip_serializing_if_is_none)]
     pub migration: Option<MigrationRecord>,
+    /// The newest messages (up to 50) in the cache tables, of all the guest's conversations,
+    /// oldest first.
+    pub messages: Vec<LayerMessage>,
+}
+
+/// A message as the cache tables hold it.
+#[derive(Debug, Object)]
+pub struct LayerMessage {
+    pub conversation_id: Uuid,
+    pub sequence: i64,
+    pub role: String,
+    pub content: String,
+    pub created_at: Timestamp,
+}
+
+impl From<entity::message_cache::Model> for LayerMessage {
+    fn from(m: entity::message_cache::Model) -> Self {
+        Self {
+            conversation_id: m.conversation_id,
+            sequence: m.sequence,
+            role: m.role,
+            content: m.content,
+            created_at: Timestamp(m.created_at),
+        }
+    }
 }
 
 #[derive(Debug, Object)]
@@ -235,6 +265,8 @@ impl AdminApi {
         _admin: AdminBearer,
         guest_id: Query<Option<String>>,
         user_id: Query<Option<String>>,
+        /// Only migrations that ended so.
+        status: Query<Option<MigrationStatus>>,
         /// Only migrations started at or after this time.
         since: Query<Option<DateTime<Utc>>>,
         /// Only migrations started before this time.
@@ -249,6 +281,7 @@ impl AdminApi {
             .migrations(MigrationFilter {
                 guest_id: guest_id.0,
                 user_id: user_id.0,
+                status: status.0.map(MigrationStatus::as_str),
                 since: since.0,
                 until: until.0,
                 limit,
@@ -289,7 +322,14 @@ impl AdminApi {
         _admin: AdminBearer,
     ) -> ApiResult<Json<Stats>, VerifyErrors> {
         let tables = state.inspect.table_counts().await?;
+        let provider = &state.settings.embeddings.provider;
+        let flush = state.settings.metrics.flush_interval_secs;
         Ok(Json(Stats {
+            empty: tables
+                .iter()
+                .filter(|(_, n)| *n == 0)
+                .filter_map(|(t, _)| Some((t.to_string(), why_empty(t, provider, flush)?)))
+                .collect(),
             tables: tables
                 .into_iter()
                 .map(|(t, n)| (t.to_string(), n))
@@ -348,6 +388,11 @@ impl AdminApi {
             embeddings: layers.embeddings,
             usage: layers.usage.map(UsageView::from),
             migration: layers.migration.map(MigrationRecord::from),
+            messages: layers
+                .messages
+                .into_iter()
+                .map(LayerMessage::from)
+                .collect(),
         }))
     }
 

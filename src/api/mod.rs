@@ -3,6 +3,7 @@
 //! ids, body limits, and the JSON error shape for every error, poem's own included.
 
 pub mod admin;
+pub mod admin_guests;
 pub mod auth;
 pub mod client_ip;
 pub mod context;
@@ -60,6 +61,7 @@ pub type Apis = (
     import::ImportApi,
     search::SearchApi,
     admin::AdminApi,
+    admin_guests::AdminGuestsApi,
 );
 
 /// The OpenAPI service (also the source of `/openapi.json` and `genesis openapi`).
@@ -79,6 +81,7 @@ pub fn openapi_service() -> OpenApiService<Apis, ()> {
             import::ImportApi,
             search::SearchApi,
             admin::AdminApi,
+            admin_guests::AdminGuestsApi,
         ),
         "Genesis",
         env!("CARGO_PKG_VERSION"),

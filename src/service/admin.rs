@@ -42,6 +42,8 @@ pub struct RepairReport {
 pub struct MigrationFilter {
     pub guest_id: Option<String>,
     pub user_id: Option<String>,
+    /// `completed` or `failed`.
+    pub status: Option<&'static str>,
     pub since: Option<DateTime<Utc>>,
     pub until: Option<DateTime<Utc>>,
     pub limit: u64,
@@ -107,6 +109,9 @@ impl AdminService {
         }
         if let Some(u) = f.user_id {
             q = q.filter(cache_migrations::Column::UserId.eq(u));
+        }
+        if let Some(status) = f.status {
+            q = q.filter(cache_migrations::Column::Status.eq(status));
         }
         if let Some(t) = f.since {
             q = q.filter(cache_migrations::Column::StartedAt.gte(t));

@@ -18,6 +18,7 @@ mod hashing;
 pub mod import;
 pub mod inspect;
 pub mod limits;
+pub mod live;
 pub mod migration;
 pub mod page;
 mod pending;

@@ -7,9 +7,10 @@ use super::{CONVERSATION, GUEST_ID, USER, at, id};
 use crate::{
     api::{
         admin::{
-            CheckResult, EmbeddingStats, GuestLayersView, L1Stats, L1View, L2View, MappingView,
-            MigrationList, MigrationRecord, Stats, VerifyResult,
+            CheckResult, EmbeddingStats, GuestLayersView, L1Stats, L1View, L2View, LayerMessage,
+            MappingView, MigrationList, MigrationRecord, Stats, VerifyResult,
         },
+        admin_guests::{GuestList, GuestListItem, GuestStatus, LiveSample, LiveSamples},
         health::{Health, Readiness},
         import::{ImportResult, ImportedConversation},
         search::{CachedAnswer, LookupRequest, LookupResult, SearchResult, SearchResults},
@@ -52,6 +53,7 @@ impl Example for Stats {
                 .zip(counts)
                 .map(|(t, n)| ((*t).to_string(), n))
                 .collect(),
+            empty: Default::default(),
             l1: L1Stats {
                 backend: "memory".into(),
                 state: "up".into(),
@@ -125,6 +127,61 @@ impl Example for GuestLayersView {
             embeddings: 2,
             usage: None,
             migration: Some(migration_record()),
+            messages: vec![
+                LayerMessage {
+                    conversation_id: id(CONVERSATION),
+                    sequence: 1,
+                    role: "user".into(),
+                    content: "What is the capital of France?".into(),
+                    created_at: at(4),
+                },
+                LayerMessage {
+                    conversation_id: id(CONVERSATION),
+                    sequence: 2,
+                    role: "assistant".into(),
+                    content: "Paris.".into(),
+                    created_at: at(8),
+                },
+            ],
+        }
+    }
+}
+
+impl Example for GuestList {
+    fn example() -> Self {
+        Self {
+            guests: vec![GuestListItem {
+                guest_id: GUEST_ID.into(),
+                conversation_id: id(CONVERSATION),
+                conversations: 1,
+                messages: 2,
+                created_at: at(0),
+                last_activity_at: at(30),
+                expires_at: None,
+                migrated_to: Some(id(USER).to_string()),
+                status: GuestStatus::Migrated,
+            }],
+            next_cursor: None,
+        }
+    }
+}
+
+impl Example for LiveSamples {
+    fn example() -> Self {
+        Self {
+            interval_secs: 2,
+            samples: vec![LiveSample {
+                at: at(30),
+                requests_per_sec: 412.5,
+                errors_per_sec: 0.0,
+                p50_ms: Some(0.7),
+                p95_ms: Some(2.1),
+                p99_ms: Some(4.6),
+                writer_queue: 3,
+                writer_batch: Some(12.4),
+                embedding_backlog: 0,
+                l1_hit_ratio: 0.92,
+            }],
         }
     }
 }

@@ -8,10 +8,15 @@ use entity::{
     usage_metrics,
 };
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, Statement,
+    ColumnTrait, Condition, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
+    QuerySelect, Statement,
     sea_query::{Expr, ExprTrait, Query},
 };
 use uuid::Uuid;
+
+mod guests;
+
+pub use guests::{GuestQuery, GuestState, GuestSummary};
 
 use super::{ServiceError, guest::rules::validate_guest_id};
 use crate::{hot::HotCache, store::Store};
@@ -30,6 +35,9 @@ pub const TABLES: [&str; 10] = [
     "cache_embeddings",
 ];
 
+/// How many of a guest's newest messages the layer view shows.
+const INSPECTED_MESSAGES: u64 = 50;
+
 /// Where one guest's data is.
 #[derive(Clone, Debug)]
 pub struct GuestLayers {
@@ -40,6 +48,8 @@ pub struct GuestLayers {
     pub embeddings: u64,
     pub usage: Option<usage_metrics::Model>,
     pub migration: Option<cache_migrations::Model>,
+    /// The newest messages in the cache tables, of all the guest's conversations, oldest first.
+    pub messages: Vec<message_cache::Model>,
 }
 
 #[derive(Clone, Debug)]
@@ -116,6 +126,7 @@ impl InspectService {
                 .one(db)
                 .await?,
             migration,
+            messages: Vec::new(),
         };
         let Some(conversation) = conversation else {
             return Ok(layers);
@@ -124,6 +135,24 @@ impl InspectService {
             .filter(message_cache::Column::ConversationId.eq(conversation.id))
             .count(db)
             .await?;
+        let conversations = Query::select()
+            .column(conversation_cache::Column::Id)
+            .from(conversation_cache::Entity)
+            .cond_where(
+                Condition::any()
+                    .add(Expr::col(conversation_cache::Column::Id).eq(conversation.id))
+                    .add(Expr::col(conversation_cache::Column::GuestRoot).eq(guest_id)),
+            )
+            .to_owned();
+        let mut newest = message_cache::Entity::find()
+            .filter(message_cache::Column::ConversationId.in_subquery(conversations))
+            .order_by_desc(message_cache::Column::CreatedAt)
+            .order_by_desc(message_cache::Column::Sequence)
+            .limit(INSPECTED_MESSAGES)
+            .all(db)
+            .await?;
+        newest.reverse();
+        layers.messages = newest;
         layers.l2 = Some(L2Entry {
             conversation_id: conversation.id,
             messages,
@@ -157,4 +186,30 @@ impl InspectService {
             .await?;
         Ok(layers)
     }
+}
+
+/// Why `table` may hold no rows yet, in the words the dashboard shows beside a 0. `provider` is
+/// the configured embeddings provider; `flush_secs` how often counters are written.
+pub fn why_empty(table: &str, provider: &str, flush_secs: u64) -> Option<String> {
+    let reason = match table {
+        "users" => "nobody has signed up yet".to_string(),
+        "conversations" | "messages" => {
+            "no account has a conversation yet (a guest's arrives here at sign-up)".to_string()
+        }
+        "usage_metrics" | "cache_metrics" => {
+            format!("counters are kept in memory and written every {flush_secs} s")
+        }
+        "conversation_cache" | "message_cache" | "cache_content_mapping" => {
+            "no guest has chatted yet".to_string()
+        }
+        "cache_migrations" => "no guest has signed up or logged in yet".to_string(),
+        "cache_embeddings" if provider == "none" => {
+            "embeddings provider is none (GENESIS__EMBEDDINGS__PROVIDER)".to_string()
+        }
+        "cache_embeddings" => {
+            "vectors are written in the background after each message".to_string()
+        }
+        _ => return None,
+    };
+    Some(reason)
 }
