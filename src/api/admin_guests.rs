@@ -11,7 +11,7 @@ use super::{
     ApiTags,
     error::{ApiResult, statuses},
     security::AdminBearer,
-    types::Timestamp,
+    types::{ListCursor, StrictString, Timestamp},
 };
 use crate::{
     service::{
@@ -175,15 +175,13 @@ impl AdminGuestsApi {
         state: Data<&AppState>,
         _admin: AdminBearer,
         /// A part of the guest id.
-        #[oai(validator(max_length = 128))]
-        q: Query<Option<String>>,
+        q: Query<Option<StrictString>>,
         status: Query<Option<GuestStatus>>,
         /// At most this many (default 100, max 1000).
         #[oai(validator(minimum(value = "1"), maximum(value = "1000")))]
         limit: Query<Option<u64>>,
         /// The previous page's `next_cursor`.
-        #[oai(validator(max_length = 128))]
-        cursor: Query<Option<String>>,
+        cursor: Query<Option<ListCursor>>,
     ) -> ApiResult<Json<GuestList>, GuestListErrors> {
         let limit = page_size(limit.0)?;
         if let Some(q) = &q.0 {
@@ -192,10 +190,10 @@ impl AdminGuestsApi {
         let page = state
             .inspect
             .guests(GuestQuery {
-                q: q.0,
+                q: q.0.map(|q| q.0),
                 state: status.0.map(GuestState::from),
                 limit,
-                cursor: cursor.0,
+                cursor: cursor.0.map(|c| c.0),
             })
             .await?;
         Ok(Json(GuestList {

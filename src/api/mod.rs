@@ -10,6 +10,7 @@ pub mod context;
 pub mod conversation;
 pub mod conversations;
 mod cors;
+mod dashboard;
 mod envelope;
 pub mod error;
 mod examples;
@@ -199,6 +200,7 @@ pub fn routes(state: AppState) -> impl Endpoint {
             envelope::static_body(docs_html, "text/html; charset=utf-8"),
         )
         .at("/metrics", poem::get(metrics::metrics_text))
+        .nest("/admin", dashboard::routes())
         .data(state.clone());
     let cors = cors::Cors::new(&state.settings.server.cors_origins);
     envelope::wrap(app, body_limit, allowed, cors)

@@ -104,10 +104,10 @@ strict_string!(
 );
 
 strict_string!(
-    /// A conversation list's `next_cursor`, passed back as it came.
+    /// A list's `next_cursor` (conversations, guests), passed back as it came.
     ListCursor,
     |schema| {
-        schema.pattern = Some(crate::service::conversations::LIST_CURSOR_PATTERN.into());
+        schema.pattern = Some(crate::service::page::TIME_CURSOR_PATTERN.into());
     }
 );
 

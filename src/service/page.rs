@@ -45,6 +45,33 @@ pub fn page_size(limit: Option<u64>) -> Result<u64, ServiceError> {
     }
 }
 
+/// What the cursor of a list ordered by a time and an id looks like: `{micros}-{32 hex digits}`
+/// (microseconds since 1970, then the id). Every string of that shape is a cursor.
+pub const TIME_CURSOR_PATTERN: &str = "^[0-9]{1,16}-[0-9a-fA-F]{32}$";
+
+/// The cursor after a row at `at` with `id`, for lists ordered by (time, id).
+pub fn time_cursor(at: DateTime<Utc>, id: uuid::Uuid) -> String {
+    format!("{}-{}", at.timestamp_micros(), id.simple())
+}
+
+/// A `time_cursor` read back; `InvalidCursor` for anything else.
+pub fn parse_time_cursor(cursor: &str) -> Result<(DateTime<Utc>, uuid::Uuid), ServiceError> {
+    let bad = || ServiceError::invalid(ErrorCode::InvalidCursor, "cursor is not a next_cursor");
+    let (at, id) = cursor.split_once('-').ok_or_else(bad)?;
+    let digits = (1..=16).contains(&at.len()) && at.bytes().all(|b| b.is_ascii_digit());
+    if !digits || id.len() != 32 {
+        return Err(bad());
+    }
+    let at = at
+        .parse::<i64>()
+        .ok()
+        .and_then(DateTime::from_timestamp_micros);
+    Ok((
+        at.ok_or_else(bad)?,
+        uuid::Uuid::try_parse(id).map_err(|_| bad())?,
+    ))
+}
+
 /// Which messages a list shows, in which order (account messages by `message_index`, a guest's
 /// by `sequence`).
 #[derive(Clone, Debug, Default)]

@@ -11,7 +11,6 @@ pub(crate) use messages::not_superseded;
 
 use std::sync::Arc;
 
-use chrono::{DateTime, Utc};
 use entity::conversations;
 use sea_orm::{
     ActiveValue::Set,
@@ -140,28 +139,9 @@ fn activity() -> SimpleExpr {
     Expr::cust("COALESCE(last_message_at, created_at)")
 }
 
-/// A list cursor: the last row's activity time (microseconds since 1970) and id, as
-/// `{micros}-{32 hex digits}` (`LIST_CURSOR_PATTERN`: every string of that shape is a cursor).
+/// A list cursor: the last row's activity time and id (`page::time_cursor`).
 fn list_cursor(c: &conversations::Model) -> String {
-    let at = c.last_message_at.unwrap_or(c.created_at);
-    format!("{}-{}", at.timestamp_micros(), c.id.simple())
-}
-
-/// What a conversation-list cursor looks like.
-pub const LIST_CURSOR_PATTERN: &str = "^[0-9]{1,16}-[0-9a-fA-F]{32}$";
-
-fn parse_list_cursor(cursor: &str) -> Result<(DateTime<Utc>, Uuid), ServiceError> {
-    let bad = || ServiceError::invalid(ErrorCode::InvalidCursor, "cursor is not a next_cursor");
-    let (at, id) = cursor.split_once('-').ok_or_else(bad)?;
-    let digits = (1..=16).contains(&at.len()) && at.bytes().all(|b| b.is_ascii_digit());
-    if !digits || id.len() != 32 {
-        return Err(bad());
-    }
-    let at = at
-        .parse::<i64>()
-        .ok()
-        .and_then(DateTime::from_timestamp_micros);
-    Ok((at.ok_or_else(bad)?, Uuid::try_parse(id).map_err(|_| bad())?))
+    super::page::time_cursor(c.last_message_at.unwrap_or(c.created_at), c.id)
 }
 
 /// Conversations whose tags hold `tag`.
@@ -301,7 +281,7 @@ impl ConversationService {
             query = query.filter(title_has(backend, q));
         }
         if let Some(cursor) = cursor {
-            let (at, id) = parse_list_cursor(cursor)?;
+            let (at, id) = super::page::parse_time_cursor(cursor)?;
             query = query.filter(
                 Condition::any().add(activity().lt(at)).add(
                     Condition::all()

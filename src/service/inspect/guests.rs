@@ -13,7 +13,7 @@ use sea_orm::{
 use uuid::Uuid;
 
 use super::InspectService;
-use crate::service::{ErrorCode, Page, ServiceError, clock::now};
+use crate::service::{Page, ServiceError, clock::now, page};
 
 /// Where a guest stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -87,7 +87,7 @@ impl InspectService {
             ),
         };
         if let Some(cursor) = &query.cursor {
-            let (created, id) = parse_cursor(cursor)?;
+            let (created, id) = page::parse_time_cursor(cursor)?;
             find = find.filter(
                 Condition::any().add(Column::CreatedAt.lt(created)).add(
                     Condition::all()
@@ -102,9 +102,7 @@ impl InspectService {
             .limit(query.limit + 1)
             .all(db)
             .await?;
-        let page = Page::from_rows(rows, query.limit, |r| {
-            format!("{}_{}", r.created_at.timestamp_micros(), r.id.simple())
-        });
+        let page = Page::from_rows(rows, query.limit, |r| page::time_cursor(r.created_at, r.id));
         let roots: Vec<String> = page.items.iter().map(|r| r.guest_id.clone()).collect();
         let further: HashMap<String, Further> = if roots.is_empty() {
             HashMap::new()
@@ -185,15 +183,4 @@ fn escape_like(q: &str) -> String {
         out.push(c);
     }
     out
-}
-
-/// `{created_at in microseconds}_{id}`, as `guests` writes it.
-fn parse_cursor(cursor: &str) -> Result<(DateTime<Utc>, Uuid), ServiceError> {
-    let bad =
-        || ServiceError::invalid(ErrorCode::InvalidCursor, "cursor is not one this list gave");
-    let (micros, id) = cursor.split_once('_').ok_or_else(bad)?;
-    let micros: i64 = micros.parse().map_err(|_| bad())?;
-    let created = DateTime::<Utc>::from_timestamp_micros(micros).ok_or_else(bad)?;
-    let id = Uuid::parse_str(id).map_err(|_| bad())?;
-    Ok((created, id))
 }
