@@ -291,6 +291,7 @@ pub async fn serve(settings: Settings) -> Result<(), StartupError> {
         state.clone(),
         Duration::from_secs(state.settings.guest.cleanup_interval_secs),
     ));
+    let follower = state.guests.follow_key_changes();
     let sampler = (!state.settings.admin.token.expose().is_empty()).then(|| {
         state
             .live
@@ -301,8 +302,8 @@ pub async fn serve(settings: Settings) -> Result<(), StartupError> {
         .await;
     flusher.abort();
     cleaner.abort();
-    if let Some(sampler) = sampler {
-        sampler.abort();
+    for task in [sampler, follower].into_iter().flatten() {
+        task.abort();
     }
     flush_counters(&state).await;
     info!("stopped");

@@ -2,6 +2,7 @@
 //! the only copy of anything — SQL is the truth — so every failure here is logged, counted and
 //! answered from SQL by the caller.
 
+mod changes;
 mod memory;
 mod redis;
 
@@ -10,6 +11,7 @@ use std::{sync::Arc, time::Duration};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+pub use changes::OnChange;
 pub use memory::MemoryCache;
 pub use redis::RedisCache;
 
@@ -111,6 +113,35 @@ impl HotCache {
     pub async fn start(&self) {
         if let HotCache::Redis(r) = self {
             r.start().await;
+        }
+    }
+
+    /// Whether other instances may share this cache (and so change guests' keys): Redis.
+    pub fn shared(&self) -> bool {
+        matches!(self, HotCache::Redis(_))
+    }
+
+    /// Tells the other instances that `guest_id`'s key changed (Redis; nothing in process).
+    pub async fn announce_key_change(&self, guest_id: &str) {
+        if let HotCache::Redis(r) = self {
+            r.announce(guest_id).await;
+        }
+    }
+
+    /// Follows the other instances' key changes (Redis; None in process, where there are none).
+    pub fn follow_key_changes(&self, on_change: OnChange) -> Option<tokio::task::JoinHandle<()>> {
+        match self {
+            HotCache::Redis(r) => Some(r.follow_changes(on_change)),
+            HotCache::Memory(_) => None,
+        }
+    }
+
+    /// Whether keys kept in memory can be trusted: always in process; with Redis, while this
+    /// instance hears every change.
+    pub fn keys_trustworthy(&self) -> bool {
+        match self {
+            HotCache::Redis(r) => r.changes_live(),
+            HotCache::Memory(_) => true,
         }
     }
 

@@ -21,7 +21,11 @@ use redis::{
 };
 use tracing::{info, warn};
 
-use super::{CachedMessage, HotError, MAX_CACHED_MESSAGES, SharedMessage, merge_sorted};
+use super::{
+    CachedMessage, HotError, MAX_CACHED_MESSAGES, SharedMessage,
+    changes::{KeyChanges, OnChange},
+    merge_sorted,
+};
 
 /// Dirty keys kept individually; past this, recovery deletes every guest key of this prefix.
 const MAX_DIRTY_KEYS: usize = 100_000;
@@ -97,6 +101,7 @@ struct Inner {
     fill: Script,
     append: Script,
     forget: Script,
+    changes: KeyChanges,
 }
 
 #[derive(Default)]
@@ -119,6 +124,7 @@ impl RedisCache {
             .set_response_timeout(Some(timeout))
             .set_number_of_retries(1)
             .set_max_delay(Duration::from_millis(200));
+        let changes = KeyChanges::new(client.clone(), prefix);
         let conn = ConnectionManager::new_lazy_with_config(client, config)
             .map_err(|e| HotError(format!("Redis client: {e}")))?;
         Ok(Self {
@@ -132,6 +138,7 @@ impl RedisCache {
                 fill: Script::new(FILL_SCRIPT),
                 append: Script::new(APPEND_SCRIPT),
                 forget: Script::new(FORGET_SCRIPT),
+                changes,
             }),
         })
     }
@@ -146,6 +153,29 @@ impl RedisCache {
         }
         let this = self.clone();
         tokio::spawn(async move { this.probe_forever().await });
+    }
+
+    /// Tells every instance (this one too) that `guest_id`'s key changed.
+    pub async fn announce(&self, guest_id: &str) {
+        let channel = self.inner.changes.channel().to_string();
+        let mut conn = self.inner.conn.clone();
+        let sent: Result<i64, HotError> = self
+            .call(async move { conn.publish(channel, guest_id).await })
+            .await;
+        if let Err(e) = sent {
+            // The others' keys of this guest go stale until they expire (KEY_TTL_SHARED).
+            warn!(error = %e, "hot cache: could not announce a guest's key change");
+        }
+    }
+
+    /// Follows the other instances' key changes (see `changes`).
+    pub fn follow_changes(&self, on_change: OnChange) -> tokio::task::JoinHandle<()> {
+        self.inner.changes.follow(on_change, self.inner.timeout)
+    }
+
+    /// Whether this instance hears every key change now.
+    pub fn changes_live(&self) -> bool {
+        self.inner.changes.live()
     }
 
     pub fn is_up(&self) -> bool {

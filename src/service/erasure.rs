@@ -108,7 +108,7 @@ impl ErasureService {
     async fn forget_guests(&self, erased: &Erased) {
         for (guest_id, conversation) in &erased.guests {
             self.usage.forget(guest_id);
-            self.guests.forget_key(guest_id);
+            self.guests.forget_key(guest_id).await;
             if let Err(err) = self
                 .hot
                 .forget_conversation(guest_id, Some(*conversation))

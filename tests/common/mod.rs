@@ -162,6 +162,26 @@ impl TestApp {
         self.child = Some(child);
     }
 
+    /// A second server on the same database and Redis prefix (and the same environment, so
+    /// `GENESIS__AUTH__SECRET` must be set for both to accept each other's tokens), with its own
+    /// data folder and log — another instance behind the same load balancer.
+    pub async fn sibling(&self) -> TestApp {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut env = self.env.clone();
+        env.retain(|(k, _)| k != "GENESIS__DATA_DIR");
+        env.push(("GENESIS__DATA_DIR".into(), dir.path().display().to_string()));
+        let mut app = TestApp {
+            base: String::new(),
+            client: self.client.clone(),
+            dir,
+            database_url: self.database_url.clone(),
+            env,
+            child: None,
+        };
+        app.start().await;
+        app
+    }
+
     /// SIGKILL: no shutdown, no flush.
     pub async fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {

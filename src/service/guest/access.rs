@@ -3,7 +3,9 @@
 //! guest ends it and a re-claimed id gets new ones. Each guest's key (conversation id, salt,
 //! migration) is kept in memory for a while so that a read served from the hot cache needs no SQL;
 //! a key found stale (the conversation changed under it) is read again, and every write checks
-//! the conversation id once more inside its transaction.
+//! the conversation id once more inside its transaction. With several instances on one Redis, a
+//! change on one (erase, migration, a new conversation) is announced to all (`hot::changes`);
+//! kept keys are trusted only while this instance hears those announcements, and live shorter.
 
 use std::time::Duration;
 
@@ -12,12 +14,15 @@ use uuid::Uuid;
 
 use super::sql;
 use crate::{
+    hot::HotCache,
     service::{ServiceError, tokens::GuestTokens},
     store::Store,
 };
 
 /// How long a guest's key is kept in memory before it is read again.
 const KEY_TTL: Duration = Duration::from_secs(600);
+/// The same with a shared hot cache: how stale a key can get when an announcement is lost.
+const KEY_TTL_SHARED: Duration = Duration::from_secs(10);
 const KEYS_CACHED: u64 = 100_000;
 
 /// What a token is checked against.
@@ -47,19 +52,45 @@ impl From<&conversation_cache::Model> for GuestKey {
 pub(super) struct Access {
     tokens: GuestTokens,
     store: Store,
+    hot: HotCache,
     keys: moka::sync::Cache<String, GuestKey>,
 }
 
 impl Access {
-    pub fn new(tokens: GuestTokens, store: Store) -> Self {
+    pub fn new(tokens: GuestTokens, store: Store, hot: HotCache) -> Self {
+        let ttl = if hot.shared() {
+            KEY_TTL_SHARED
+        } else {
+            KEY_TTL
+        };
         Self {
             tokens,
             store,
+            hot,
             keys: moka::sync::Cache::builder()
                 .max_capacity(KEYS_CACHED)
-                .time_to_live(KEY_TTL)
+                .time_to_live(ttl)
                 .build(),
         }
+    }
+
+    /// Follows the other instances' key changes (with Redis), forgetting what they change.
+    pub fn follow_changes(&self) -> Option<tokio::task::JoinHandle<()>> {
+        let keys = self.keys.clone();
+        self.hot.follow_key_changes(std::sync::Arc::new(
+            move |guest: Option<&str>| match guest {
+                Some(guest) => keys.invalidate(guest),
+                None => keys.invalidate_all(),
+            },
+        ))
+    }
+
+    /// The key kept for `guest_id`, when kept keys can be trusted.
+    fn kept(&self, guest_id: &str) -> Option<GuestKey> {
+        self.hot
+            .keys_trustworthy()
+            .then(|| self.keys.get(guest_id))
+            .flatten()
     }
 
     /// The token for the guest whose conversation has `salt`.
@@ -89,8 +120,15 @@ impl Access {
         self.keys.insert(guest_id.to_string(), key);
     }
 
-    /// Forgets the key of an erased or migrated guest.
-    pub fn forget(&self, guest_id: &str) {
+    /// Forgets the key of a guest that was erased, migrated or started a conversation, here and
+    /// (announced) on every other instance.
+    pub async fn forget(&self, guest_id: &str) {
+        self.keys.invalidate(guest_id);
+        self.hot.announce_key_change(guest_id).await;
+    }
+
+    /// Forgets a key found not to fit SQL here (the others read SQL for themselves).
+    pub fn forget_here(&self, guest_id: &str) {
         self.keys.invalidate(guest_id);
     }
 
@@ -115,7 +153,7 @@ impl Access {
         token: Option<&str>,
     ) -> Result<GuestKey, ServiceError> {
         let Some(token) = token else {
-            let known = match self.keys.get(guest_id) {
+            let known = match self.kept(guest_id) {
                 Some(key) => Some(key),
                 None => self.load(guest_id).await?,
             };
@@ -128,7 +166,7 @@ impl Access {
             return Err(ServiceError::GuestTokenInvalid);
         }
         let opens = |key: &GuestKey| self.tokens.verify(guest_id, key.salt.as_deref(), token);
-        if let Some(key) = self.keys.get(guest_id)
+        if let Some(key) = self.kept(guest_id)
             && opens(&key)
         {
             return Ok(key);

@@ -139,7 +139,7 @@ impl GuestService {
             .time_to_live(rules::expiry_slack(retention).to_std().unwrap_or_default())
             .build();
         Self {
-            access: Access::new(tokens, store.clone()),
+            access: Access::new(tokens, store.clone(), hot.clone()),
             store,
             hot,
             usage,
@@ -185,9 +185,14 @@ impl GuestService {
             .ok_or(ServiceError::GuestNotFound)
     }
 
-    /// Forgets what is kept in memory of a guest that was just migrated.
-    pub fn forget_key(&self, guest_id: &str) {
-        self.access.forget(guest_id);
+    /// Forgets what is kept in memory of a guest that was just migrated (on every instance).
+    pub async fn forget_key(&self, guest_id: &str) {
+        self.access.forget(guest_id).await;
+    }
+
+    /// Follows the other instances' changes to guests' keys (with Redis; see `access`).
+    pub fn follow_key_changes(&self) -> Option<tokio::task::JoinHandle<()>> {
+        self.access.follow_changes()
     }
 
     /// Creates a guest with a server-chosen, unguessable id.
@@ -376,7 +381,7 @@ impl GuestService {
             .store
             .write(move |txn| Box::pin(sql::erase_in(txn, id, holder)))
             .await;
-        self.access.forget(guest_id);
+        self.access.forget(guest_id).await;
         self.metrics.timed(Layer::L2, Op::Erase, started, &erased);
         let (conversation, further) = erased.inspect_err(|e| self.note(e))?;
         self.usage.forget(guest_id);

@@ -237,7 +237,7 @@ impl GuestService {
             .await?
             .ok_or(ServiceError::GuestNotFound)?;
         if !token.is_some_and(|t| self.access.opens(guest_id, &conversation, t)) {
-            self.access.forget(guest_id);
+            self.access.forget_here(guest_id);
             return Err(ServiceError::GuestTokenInvalid);
         }
         self.access.remember(guest_id, &conversation);

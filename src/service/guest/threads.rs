@@ -135,7 +135,7 @@ impl GuestService {
             .write(move |txn| Box::pin(start_in(txn, backend, id, holder, retention)))
             .await;
         // The guest's record changed (its newest conversation): read it again next time.
-        self.access.forget(guest_id);
+        self.access.forget(guest_id).await;
         started.inspect_err(|e| self.note(e))
     }
 

@@ -156,7 +156,7 @@ impl MigrationService {
             }
             Ok(report) if !report.already_migrated => {
                 info!(messages = report.messages_migrated, "guest migrated");
-                self.guests.forget_key(guest_id);
+                self.guests.forget_key(guest_id).await;
                 self.usage.transfer(guest_id, &user_id.to_string());
                 for (key, conversation) in &report.moved {
                     let started = std::time::Instant::now();
