@@ -1,8 +1,10 @@
 //! Settings: embedded `config/default.toml` → the file in `GENESIS_CONFIG` → `GENESIS__SECTION__KEY`
-//! environment variables → the seeds' `DATABASE_URL`, `REDIS_URL`, `UPSTASH_REDIS_URL` and
-//! `REDIS_USE_LOCAL`. Unknown keys and bad values are errors that name the key.
+//! environment variables → the seeds' `DATABASE_URL`, `REDIS_URL`, `UPSTASH_REDIS_URL` (and
+//! Upstash's other names, `config/hot.rs`) and `REDIS_USE_LOCAL`. Unknown keys and bad values are
+//! errors that name the key.
 
 mod embeddings;
+mod hot;
 mod net;
 
 use std::{fmt, net::SocketAddr, path::PathBuf};
@@ -11,6 +13,7 @@ use config::{Config, Environment, File, FileFormat};
 use serde::Deserialize;
 
 pub use embeddings::{EmbeddingSettings, Provider};
+pub use hot::{Chosen, HotChoice};
 pub use net::Cidr;
 
 /// The defaults, compiled into the binary so it runs with no files beside it.
@@ -58,6 +61,7 @@ pub struct Settings {
     pub server: ServerSettings,
     pub database: DatabaseSettings,
     pub redis: RedisSettings,
+    pub upstash: UpstashSettings,
     pub l1: L1Settings,
     pub admin: AdminSettings,
     pub auth: AuthSettings,
@@ -66,6 +70,9 @@ pub struct Settings {
     pub metrics: MetricsSettings,
     pub log: LogSettings,
     pub embeddings: EmbeddingSettings,
+    /// The hot cache chosen from the above, and why (decided once, at load).
+    #[serde(skip)]
+    pub hot_cache: Chosen,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -116,9 +123,19 @@ pub struct RedisSettings {
     pub timeout_ms: u64,
 }
 
+/// Upstash: its REST URL (`https://…`) and token, or its TCP endpoint (`rediss://…`).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstashSettings {
+    pub url: Secret,
+    pub token: Secret,
+}
+
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct L1Settings {
+    /// `memory`, `redis`, `upstash`, or empty: chosen by which URL is set.
+    pub backend: String,
     pub ttl_secs: u64,
     pub capacity_mb: u64,
 }
@@ -226,11 +243,7 @@ impl Settings {
                 .with_list_parse_key("server.trusted_proxies")
                 .with_list_parse_key("server.cors_origins"),
         );
-        let seeds = [
-            ("DATABASE_URL", "database.url"),
-            ("REDIS_URL", "redis.url"),
-            ("UPSTASH_REDIS_URL", "redis.url"),
-        ];
+        let seeds = std::iter::once(("DATABASE_URL", "database.url")).chain(hot::SEEDS);
         for (name, key) in seeds {
             if let Some(value) = var(name).filter(|v| !v.is_empty()) {
                 builder = builder
@@ -259,6 +272,7 @@ impl Settings {
             settings.embeddings.api_key = Secret::new(key);
         }
         settings.validate(&var)?;
+        settings.hot_cache = hot::choose(&settings, &var)?;
         Ok(settings)
     }
 
@@ -308,21 +322,6 @@ impl Settings {
                     named("DATABASE_URL", "database.url")
                 ))
             })?;
-        }
-        let redis_url = self.redis.url.expose();
-        if !redis_url.is_empty()
-            && !redis_url.starts_with("redis://")
-            && !redis_url.starts_with("rediss://")
-        {
-            let source = if var("UPSTASH_REDIS_URL").is_some_and(|v| !v.is_empty()) {
-                "UPSTASH_REDIS_URL".to_string()
-            } else {
-                named("REDIS_URL", "redis.url")
-            };
-            return Err(ConfigError(format!(
-                "{source} has an unsupported scheme; supported: redis:// or rediss:// \
-                 (for Upstash use the rediss:// TCP endpoint, not the https:// REST URL)"
-            )));
         }
         let positive = [
             (
@@ -432,12 +431,6 @@ impl Settings {
         } else {
             Err(ConfigError("unsupported database URL scheme".into()))
         }
-    }
-
-    /// The Redis URL when Redis is the selected hot cache (a URL is set and `use_local` is off).
-    pub fn redis_url(&self) -> Option<&str> {
-        let url = self.redis.url.expose();
-        (!url.is_empty() && !self.redis.use_local).then_some(url)
     }
 }
 

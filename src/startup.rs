@@ -12,7 +12,7 @@ use tracing::{info, warn};
 
 use crate::{
     api,
-    config::Settings,
+    config::{HotChoice, Settings},
     embed::Embedder,
     hot::HotCache,
     service::{
@@ -143,22 +143,34 @@ pub async fn build_state(settings: Settings, role: Role) -> Result<AppState, Sta
     };
     let secret = load_server_secret(&settings).map_err(StartupError::Secret)?;
     let ttl = Duration::from_secs(settings.l1.ttl_secs);
-    let hot = match settings.redis_url() {
-        Some(url) => HotCache::redis(
-            url,
-            &settings.redis.key_prefix,
-            Duration::from_millis(settings.redis.timeout_ms),
+    let timeout = Duration::from_millis(settings.redis.timeout_ms);
+    let prefix = &settings.redis.key_prefix;
+    let chosen = &settings.hot_cache;
+    let hot = match &chosen.choice {
+        HotChoice::Redis { url } => HotCache::redis(url.expose(), prefix, timeout, ttl),
+        HotChoice::UpstashRest { url, token } => {
+            HotCache::upstash(url.expose(), token.expose(), prefix, timeout, ttl)
+        }
+        HotChoice::Memory => Ok(HotCache::memory(
             ttl,
-        )
-        .map_err(|e| StartupError::Config(crate::config::ConfigError(e.to_string())))?,
-        None => {
+            settings.l1.capacity_mb.saturating_mul(1024 * 1024),
+        )),
+    }
+    .map_err(|e| StartupError::Config(crate::config::ConfigError(e.to_string())))?;
+    if role == Role::Serve {
+        let transport = match chosen.choice {
+            HotChoice::Redis { .. } => "Redis over TCP",
+            HotChoice::UpstashRest { .. } => "Upstash over its REST API",
+            HotChoice::Memory => "in-process memory",
+        };
+        info!(l1 = hot.backend(), chosen_by = %chosen.why, "hot cache: {transport}");
+        if matches!(chosen.choice, HotChoice::Memory) {
             warn!(
                 "hot cache: in-process memory — right for one instance; several instances \
                  behind a load balancer need Redis (REDIS_URL)"
             );
-            HotCache::memory(ttl, settings.l1.capacity_mb.saturating_mul(1024 * 1024))
         }
-    };
+    }
     hot.start().await;
     let usage = Arc::new(UsageCounters::default());
     let cache_metrics = Arc::new(CacheMetrics::default());

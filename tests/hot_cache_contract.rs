@@ -1,9 +1,12 @@
-//! The hot-cache contract: the same cases run against the in-process cache and Redis, and both
-//! must behave the same. Redis runs when `GENESIS_TEST_REDIS_URL` is set (CI's PostgreSQL +
-//! Redis run); otherwise only the in-process cache is checked.
+//! The hot-cache contract: the same cases run against the in-process cache, Redis, and Redis over
+//! Upstash's REST API (a stand-in for Upstash in front of the same Redis, `common/upstash_shim`),
+//! and all must behave the same. Redis and the REST transport run when `GENESIS_TEST_REDIS_URL`
+//! is set (CI's PostgreSQL + Redis run); otherwise only the in-process cache is checked.
 
 #[path = "common/proxy.rs"]
 mod proxy;
+#[path = "common/upstash_shim.rs"]
+mod upstash_shim;
 
 use std::{net::ToSocketAddrs, sync::Arc, time::Duration};
 
@@ -43,11 +46,31 @@ async fn redis_cache(url: &str) -> HotCache {
     cache
 }
 
-/// Every backend under test: always the in-process cache, and Redis when configured.
+/// Redis over the Upstash REST protocol, through a shim in front of the Redis at `url` (kept
+/// for the rest of the test).
+async fn upstash_cache(url: &str) -> HotCache {
+    let shim: &'static upstash_shim::UpstashShim =
+        Box::leak(Box::new(upstash_shim::UpstashShim::start(url).await));
+    let prefix = format!("t{}:", Uuid::new_v4().simple());
+    let cache = HotCache::upstash(
+        &shim.url,
+        &shim.token,
+        &prefix,
+        Duration::from_millis(500),
+        TTL,
+    )
+    .expect("upstash");
+    cache.start().await;
+    cache
+}
+
+/// Every backend under test: always the in-process cache; Redis over TCP and over the Upstash
+/// REST protocol when configured.
 async fn backends() -> Vec<(&'static str, HotCache)> {
     let mut all = vec![("memory", HotCache::memory(TTL, 64 * 1024 * 1024))];
     if let Ok(url) = std::env::var("GENESIS_TEST_REDIS_URL") {
         all.push(("redis", redis_cache(&url).await));
+        all.push(("upstash-rest", upstash_cache(&url).await));
     }
     all
 }

@@ -14,7 +14,7 @@ fn defaults_serve_sqlite_and_moka_on_port_8000() {
     let s = load(&[]).expect("defaults load");
     assert_eq!(s.server.bind, "127.0.0.1:8000");
     assert_eq!(s.database_kind().expect("kind"), DatabaseKind::Sqlite);
-    assert!(s.redis_url().is_none());
+    assert!(matches!(s.hot_cache.choice, HotChoice::Memory));
     assert_eq!(s.limits.max_message_bytes, 65536);
     assert_eq!(s.limits.guest_sessions_per_ip_per_hour, 60);
 }
@@ -26,18 +26,70 @@ fn mysql_database_url_names_the_variable_and_the_supported_schemes() {
     assert!(err.0.contains("postgres://"), "{}", err.0);
 }
 
+/// The chosen hot cache as `(kind, url, why)`.
+fn hot(env: &[(&str, &str)]) -> Result<(&'static str, String, String), String> {
+    let s = load(env).map_err(|e| e.0)?;
+    let chosen = s.hot_cache;
+    let (kind, url) = match chosen.choice {
+        HotChoice::Memory => ("memory", String::new()),
+        HotChoice::Redis { url } => ("redis", url.expose().to_string()),
+        HotChoice::UpstashRest { url, .. } => ("upstash-rest", url.expose().to_string()),
+    };
+    Ok((kind, url, chosen.why))
+}
+
 #[test]
-fn redis_selection_follows_the_seed_variables() {
-    let s = load(&[("REDIS_URL", "redis://127.0.0.1:6379")]).expect("load");
-    assert_eq!(s.redis_url(), Some("redis://127.0.0.1:6379"));
-    let s = load(&[
+fn the_hot_cache_is_chosen_by_the_seed_variables_and_says_which() {
+    let local = "redis://127.0.0.1:6379";
+    let (kind, url, why) = hot(&[("REDIS_URL", local)]).expect("redis");
+    assert_eq!(
+        (kind, url.as_str(), why.as_str()),
+        ("redis", local, "REDIS_URL")
+    );
+    let (kind, _, why) = hot(&[("REDIS_URL", local), ("REDIS_USE_LOCAL", "true")]).expect("local");
+    assert_eq!(kind, "memory");
+    assert!(why.contains("REDIS_USE_LOCAL=true"), "{why}");
+    let (kind, _, why) = hot(&[]).expect("defaults");
+    assert_eq!(kind, "memory");
+    assert!(why.contains("no REDIS_URL"), "{why}");
+
+    // Upstash: the REST URL with its token (either pair of names), or the TCP endpoint.
+    let rest = "https://eu1-example.upstash.io";
+    for (url_name, token_name) in [
+        ("UPSTASH_REDIS_URL", "UPSTASH_REDIS_TOKEN"),
+        ("UPSTASH_REDIS_REST_URL", "UPSTASH_REDIS_REST_TOKEN"),
+    ] {
+        let (kind, url, why) = hot(&[(url_name, rest), (token_name, "t0k3n")]).expect("rest");
+        assert_eq!(
+            (kind, url.as_str(), why.as_str()),
+            ("upstash-rest", rest, url_name)
+        );
+    }
+    let err = hot(&[("UPSTASH_REDIS_URL", rest)]).expect_err("no token");
+    assert!(err.contains("UPSTASH_REDIS_TOKEN"), "{err}");
+    let tcp = "rediss://default:pw@eu1-example.upstash.io:6379";
+    let (kind, url, _) = hot(&[("UPSTASH_REDIS_URL", tcp)]).expect("tcp");
+    assert_eq!((kind, url.as_str()), ("redis", tcp));
+    let err = hot(&[("REDIS_URL", "https://x")]).expect_err("scheme");
+    assert!(
+        err.contains("REDIS_URL") && err.contains("redis://"),
+        "{err}"
+    );
+}
+
+#[test]
+fn two_hot_caches_named_stop_start_up_unless_one_is_chosen() {
+    let both = [
         ("REDIS_URL", "redis://127.0.0.1:6379"),
-        ("REDIS_USE_LOCAL", "true"),
-    ])
-    .expect("load");
-    assert_eq!(s.redis_url(), None);
-    let err = load(&[("UPSTASH_REDIS_URL", "https://x.upstash.io")]).expect_err("https");
-    assert!(err.0.contains("UPSTASH_REDIS_URL"), "{}", err.0);
+        ("UPSTASH_REDIS_URL", "https://eu1-example.upstash.io"),
+        ("UPSTASH_REDIS_TOKEN", "t0k3n"),
+    ];
+    let err = hot(&both).expect_err("both");
+    assert!(
+        err.contains("REDIS_URL") && err.contains("UPSTASH_REDIS_URL"),
+        "names both: {err}"
+    );
+    assert!(err.contains("GENESIS__L1__BACKEND"), "{err}");
 }
 
 #[test]

@@ -5,6 +5,8 @@
 mod changes;
 mod memory;
 mod redis;
+mod transport;
+mod upstash;
 
 use std::{sync::Arc, time::Duration};
 
@@ -109,6 +111,19 @@ impl HotCache {
         )?))
     }
 
+    /// The Redis backend over Upstash's REST API (`url` https://…, `token` its bearer).
+    pub fn upstash(
+        url: &str,
+        token: &str,
+        key_prefix: &str,
+        timeout: Duration,
+        ttl: Duration,
+    ) -> Result<Self, HotError> {
+        Ok(HotCache::Redis(RedisCache::upstash(
+            url, token, key_prefix, timeout, ttl,
+        )?))
+    }
+
     /// Starts background work (the Redis health probe).
     pub async fn start(&self) {
         if let HotCache::Redis(r) = self {
@@ -131,7 +146,7 @@ impl HotCache {
     /// Follows the other instances' key changes (Redis; None in process, where there are none).
     pub fn follow_key_changes(&self, on_change: OnChange) -> Option<tokio::task::JoinHandle<()>> {
         match self {
-            HotCache::Redis(r) => Some(r.follow_changes(on_change)),
+            HotCache::Redis(r) => r.follow_changes(on_change),
             HotCache::Memory(_) => None,
         }
     }

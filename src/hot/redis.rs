@@ -19,6 +19,8 @@ use redis::{
     AsyncCommands, Client, RedisError, Script,
     aio::{ConnectionManager, ConnectionManagerConfig},
 };
+
+use super::{transport::Transport, upstash::UpstashRest};
 use tracing::{info, warn};
 
 use super::{
@@ -92,7 +94,7 @@ pub struct RedisCache {
 }
 
 struct Inner {
-    conn: ConnectionManager,
+    conn: Transport,
     prefix: String,
     timeout: Duration,
     ttl_secs: i64,
@@ -101,7 +103,8 @@ struct Inner {
     fill: Script,
     append: Script,
     forget: Script,
-    changes: KeyChanges,
+    /// Other instances' key changes: None over REST, which cannot subscribe.
+    changes: Option<KeyChanges>,
 }
 
 #[derive(Default)]
@@ -127,7 +130,42 @@ impl RedisCache {
         let changes = KeyChanges::new(client.clone(), prefix);
         let conn = ConnectionManager::new_lazy_with_config(client, config)
             .map_err(|e| HotError(format!("Redis client: {e}")))?;
-        Ok(Self {
+        Ok(Self::over(
+            Transport::Tcp(conn),
+            Some(changes),
+            prefix,
+            timeout,
+            ttl,
+        ))
+    }
+
+    /// Redis over Upstash's REST API (`url` https://…, its `token`). REST cannot subscribe, so
+    /// this instance does not hear other instances' key changes (see `changes`).
+    pub fn upstash(
+        url: &str,
+        token: &str,
+        prefix: &str,
+        timeout: Duration,
+        ttl: Duration,
+    ) -> Result<Self, HotError> {
+        let rest = UpstashRest::new(url, token, timeout)?;
+        Ok(Self::over(
+            Transport::Rest(rest),
+            None,
+            prefix,
+            timeout,
+            ttl,
+        ))
+    }
+
+    fn over(
+        conn: Transport,
+        changes: Option<KeyChanges>,
+        prefix: &str,
+        timeout: Duration,
+        ttl: Duration,
+    ) -> Self {
+        Self {
             inner: Arc::new(Inner {
                 conn,
                 prefix: prefix.to_string(),
@@ -140,7 +178,7 @@ impl RedisCache {
                 forget: Script::new(FORGET_SCRIPT),
                 changes,
             }),
-        })
+        }
     }
 
     /// One connection attempt (so `/readyz` is right from the start), then the probe task.
@@ -157,7 +195,10 @@ impl RedisCache {
 
     /// Tells every instance (this one too) that `guest_id`'s key changed.
     pub async fn announce(&self, guest_id: &str) {
-        let channel = self.inner.changes.channel().to_string();
+        let Some(changes) = &self.inner.changes else {
+            return;
+        };
+        let channel = changes.channel().to_string();
         let mut conn = self.inner.conn.clone();
         let sent: Result<i64, HotError> = self
             .call(async move { conn.publish(channel, guest_id).await })
@@ -168,14 +209,16 @@ impl RedisCache {
         }
     }
 
-    /// Follows the other instances' key changes (see `changes`).
-    pub fn follow_changes(&self, on_change: OnChange) -> tokio::task::JoinHandle<()> {
-        self.inner.changes.follow(on_change, self.inner.timeout)
+    /// Follows the other instances' key changes (see `changes`; not over REST).
+    pub fn follow_changes(&self, on_change: OnChange) -> Option<tokio::task::JoinHandle<()>> {
+        let changes = self.inner.changes.as_ref()?;
+        Some(changes.follow(on_change, self.inner.timeout))
     }
 
-    /// Whether this instance hears every key change now.
+    /// Whether kept keys can be trusted: while this instance hears every key change; over REST,
+    /// which hears none, always (keys then live 10 s: see `guest::access`).
     pub fn changes_live(&self) -> bool {
-        self.inner.changes.live()
+        self.inner.changes.as_ref().is_none_or(KeyChanges::live)
     }
 
     pub fn is_up(&self) -> bool {
