@@ -118,6 +118,8 @@ pub struct DatabaseSettings {
 #[serde(deny_unknown_fields)]
 pub struct RedisSettings {
     pub url: Secret,
+    /// A Redis Cluster: some of its nodes' `redis://` URLs (instead of `url`).
+    pub cluster_nodes: Vec<Secret>,
     pub use_local: bool,
     pub key_prefix: String,
     pub timeout_ms: u64,
@@ -241,7 +243,8 @@ impl Settings {
                 .try_parsing(true)
                 .list_separator(",")
                 .with_list_parse_key("server.trusted_proxies")
-                .with_list_parse_key("server.cors_origins"),
+                .with_list_parse_key("server.cors_origins")
+                .with_list_parse_key("redis.cluster_nodes"),
         );
         let seeds = std::iter::once(("DATABASE_URL", "database.url")).chain(hot::SEEDS);
         for (name, key) in seeds {

@@ -148,6 +148,10 @@ pub async fn build_state(settings: Settings, role: Role) -> Result<AppState, Sta
     let chosen = &settings.hot_cache;
     let hot = match &chosen.choice {
         HotChoice::Redis { url } => HotCache::redis(url.expose(), prefix, timeout, ttl),
+        HotChoice::RedisCluster { nodes } => {
+            let nodes: Vec<String> = nodes.iter().map(|n| n.expose().to_string()).collect();
+            HotCache::redis_cluster(&nodes, prefix, timeout, ttl)
+        }
         HotChoice::UpstashRest { url, token } => {
             HotCache::upstash(url.expose(), token.expose(), prefix, timeout, ttl)
         }
@@ -160,6 +164,7 @@ pub async fn build_state(settings: Settings, role: Role) -> Result<AppState, Sta
     if role == Role::Serve {
         let transport = match chosen.choice {
             HotChoice::Redis { .. } => "Redis over TCP",
+            HotChoice::RedisCluster { .. } => "a Redis Cluster",
             HotChoice::UpstashRest { .. } => "Upstash over its REST API",
             HotChoice::Memory => "in-process memory",
         };

@@ -97,3 +97,39 @@ async fn two_hot_caches_named_without_a_choice_stop_start_up() {
     );
     assert!(!err.contains("not-printed-token"));
 }
+
+#[tokio::test]
+#[ignore = "needs a Redis Cluster (GENESIS_TEST_REDIS_CLUSTER, started by .ci/redis_cluster.sh)"]
+async fn a_guest_chats_on_a_redis_cluster() {
+    let nodes = std::env::var("GENESIS_TEST_REDIS_CLUSTER").expect("GENESIS_TEST_REDIS_CLUSTER");
+    let prefix = format!("t{}:", uuid::Uuid::new_v4().simple());
+    let app = spawn_app_with(&[
+        ("REDIS_URL", ""),
+        ("REDIS_USE_LOCAL", ""),
+        ("GENESIS__REDIS__CLUSTER_NODES", &nodes),
+        ("GENESIS__REDIS__KEY_PREFIX", &prefix),
+    ])
+    .await;
+    let log = app.log();
+    assert!(
+        log.contains("hot cache: a Redis Cluster") && log.contains("CLUSTER_NODES"),
+        "{log}"
+    );
+    // Guests land on different slots, so on different primaries; each reads back from L1.
+    for n in 0..6 {
+        let (guest, token) = app.new_guest().await;
+        app.say(&guest, &token, "user", &format!("guest {n}")).await;
+        app.say(&guest, &token, "assistant", "ok").await;
+        let (status, history) = app.history(&guest, &token).await;
+        assert_eq!(status, StatusCode::OK, "{history}");
+        assert_eq!(history["source"], "l1", "{history}");
+        assert_eq!(history["messages"].as_array().map(Vec::len), Some(2));
+        // An erase leaves nothing to serve.
+        assert_eq!(
+            app.erase(&guest, Some(&token)).await,
+            StatusCode::NO_CONTENT
+        );
+        let (status, _) = app.history_page(&guest, &token, "").await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+    }
+}

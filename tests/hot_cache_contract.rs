@@ -1,7 +1,8 @@
 //! The hot-cache contract: the same cases run against the in-process cache, Redis, and Redis over
 //! Upstash's REST API (a stand-in for Upstash in front of the same Redis, `common/upstash_shim`),
-//! and all must behave the same. Redis and the REST transport run when `GENESIS_TEST_REDIS_URL`
-//! is set (CI's PostgreSQL + Redis run); otherwise only the in-process cache is checked.
+//! and a Redis Cluster of three primaries, and all must behave the same. Redis and the REST
+//! transport run when `GENESIS_TEST_REDIS_URL` is set (CI's PostgreSQL + Redis run), the cluster
+//! when `GENESIS_TEST_REDIS_CLUSTER` names its nodes; otherwise only the in-process cache.
 
 #[path = "common/proxy.rs"]
 mod proxy;
@@ -64,13 +65,27 @@ async fn upstash_cache(url: &str) -> HotCache {
     cache
 }
 
+/// A Redis Cluster from its nodes' URLs, comma-separated.
+async fn cluster_cache(nodes: &str) -> HotCache {
+    let nodes: Vec<String> = nodes.split(',').map(str::to_string).collect();
+    let prefix = format!("t{}:", Uuid::new_v4().simple());
+    let cache =
+        HotCache::redis_cluster(&nodes, &prefix, Duration::from_millis(500), TTL).expect("cluster");
+    cache.start().await;
+    cache
+}
+
 /// Every backend under test: always the in-process cache; Redis over TCP and over the Upstash
-/// REST protocol when configured.
+/// REST protocol when `GENESIS_TEST_REDIS_URL` is set; a Redis Cluster when
+/// `GENESIS_TEST_REDIS_CLUSTER` names its nodes (`.ci/redis_cluster.sh` starts one).
 async fn backends() -> Vec<(&'static str, HotCache)> {
     let mut all = vec![("memory", HotCache::memory(TTL, 64 * 1024 * 1024))];
     if let Ok(url) = std::env::var("GENESIS_TEST_REDIS_URL") {
         all.push(("redis", redis_cache(&url).await));
         all.push(("upstash-rest", upstash_cache(&url).await));
+    }
+    if let Ok(nodes) = std::env::var("GENESIS_TEST_REDIS_CLUSTER") {
+        all.push(("redis-cluster", cluster_cache(&nodes).await));
     }
     all
 }

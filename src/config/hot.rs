@@ -12,6 +12,8 @@ pub enum HotChoice {
     Memory,
     /// `redis://` or `rediss://`.
     Redis { url: Secret },
+    /// A Redis Cluster: some of its nodes.
+    RedisCluster { nodes: Vec<Secret> },
     /// Upstash's REST API (`https://`, or `http://` for a local stand-in) with its token.
     UpstashRest { url: Secret, token: Secret },
 }
@@ -53,9 +55,33 @@ pub(super) fn choose(
             |s| (*s).to_string(),
         )
     };
-    let redis_url = s.redis.url.expose();
     let upstash_url = s.upstash.url.expose();
-    let redis_name = name_of(&["REDIS_URL"], "redis.url");
+    let cluster = !s.redis.cluster_nodes.is_empty();
+    if s.redis.cluster_nodes.iter().any(|n| !tcp(n.expose())) {
+        return Err(ConfigError(
+            "redis.cluster_nodes (GENESIS__REDIS__CLUSTER_NODES): every node must be a redis:// \
+             or rediss:// URL"
+                .into(),
+        ));
+    }
+    if cluster && !s.redis.url.is_empty() {
+        return Err(ConfigError(format!(
+            "both {} and redis.cluster_nodes (GENESIS__REDIS__CLUSTER_NODES) are set: a Redis \
+             Cluster is named by its nodes alone; unset one",
+            name_of(&["REDIS_URL"], "redis.url")
+        )));
+    }
+    // A cluster stands where a Redis URL would: below, "a Redis is named".
+    let redis_url = if cluster {
+        "redis://cluster"
+    } else {
+        s.redis.url.expose()
+    };
+    let redis_name = if cluster {
+        "redis.cluster_nodes (GENESIS__REDIS__CLUSTER_NODES)".to_string()
+    } else {
+        name_of(&["REDIS_URL"], "redis.url")
+    };
     let upstash_name = name_of(
         &["UPSTASH_REDIS_URL", "UPSTASH_REDIS_REST_URL"],
         "upstash.url",
@@ -73,8 +99,14 @@ pub(super) fn choose(
         )));
     }
     let redis = || Chosen {
-        choice: HotChoice::Redis {
-            url: s.redis.url.clone(),
+        choice: if cluster {
+            HotChoice::RedisCluster {
+                nodes: s.redis.cluster_nodes.clone(),
+            }
+        } else {
+            HotChoice::Redis {
+                url: s.redis.url.clone(),
+            }
         },
         why: String::new(),
     };

@@ -34,6 +34,14 @@ fn hot(env: &[(&str, &str)]) -> Result<(&'static str, String, String), String> {
         HotChoice::Memory => ("memory", String::new()),
         HotChoice::Redis { url } => ("redis", url.expose().to_string()),
         HotChoice::UpstashRest { url, .. } => ("upstash-rest", url.expose().to_string()),
+        HotChoice::RedisCluster { nodes } => (
+            "cluster",
+            nodes
+                .iter()
+                .map(|n| n.expose())
+                .collect::<Vec<_>>()
+                .join(","),
+        ),
     };
     Ok((kind, url, chosen.why))
 }
@@ -114,4 +122,29 @@ fn retention_is_in_seconds_and_the_day_form_is_still_accepted() {
     let both = file("[guest]\nretention_days = 2\nretention_secs = 3\n");
     let s = load(&[("GENESIS_CONFIG", &both)]).expect("both");
     assert_eq!(s.guest.retention().as_secs(), 3);
+}
+
+#[test]
+fn a_redis_cluster_is_named_by_its_nodes_alone() {
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("cluster.toml");
+    std::fs::write(
+        &path,
+        "[redis]\ncluster_nodes = [\"redis://127.0.0.1:7101\", \"redis://127.0.0.1:7102\"]\n",
+    )
+    .expect("write");
+    let file = path.display().to_string();
+    let (kind, nodes, why) = hot(&[("GENESIS_CONFIG", &file)]).expect("cluster");
+    assert_eq!(kind, "cluster");
+    assert_eq!(nodes, "redis://127.0.0.1:7101,redis://127.0.0.1:7102");
+    assert!(why.contains("GENESIS__REDIS__CLUSTER_NODES"), "{why}");
+    let err = hot(&[
+        ("GENESIS_CONFIG", &file),
+        ("REDIS_URL", "redis://127.0.0.1:6379"),
+    ])
+    .expect_err("both");
+    assert!(
+        err.contains("REDIS_URL") && err.contains("cluster_nodes"),
+        "{err}"
+    );
 }

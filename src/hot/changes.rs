@@ -25,16 +25,17 @@ const RETRY: Duration = Duration::from_millis(500);
 /// The channel of one key prefix.
 #[derive(Clone)]
 pub struct KeyChanges {
-    client: Client,
+    /// Where to subscribe, tried in turn (a cluster's nodes: a PUBLISH reaches every node).
+    clients: Arc<[Client]>,
     channel: String,
     /// True while this instance is subscribed (it hears every change).
     live: Arc<AtomicBool>,
 }
 
 impl KeyChanges {
-    pub fn new(client: Client, prefix: &str) -> Self {
+    pub fn new(clients: Vec<Client>, prefix: &str) -> Self {
         Self {
-            client,
+            clients: clients.into(),
             channel: format!("{prefix}keys"),
             live: Arc::new(AtomicBool::new(false)),
         }
@@ -54,8 +55,10 @@ impl KeyChanges {
         let this = self.clone();
         tokio::spawn(async move {
             let mut announced_loss = false;
+            let mut attempt = 0usize;
             loop {
-                match this.subscribe(timeout).await {
+                attempt = attempt.wrapping_add(1);
+                match this.subscribe(attempt, timeout).await {
                     Ok(pubsub) => {
                         // Whatever changed while nobody listened: forget everything once.
                         on_change(None);
@@ -88,9 +91,16 @@ impl KeyChanges {
         })
     }
 
-    async fn subscribe(&self, timeout: Duration) -> Result<redis::aio::PubSub, String> {
+    async fn subscribe(
+        &self,
+        attempt: usize,
+        timeout: Duration,
+    ) -> Result<redis::aio::PubSub, String> {
+        let Some(client) = self.clients.get(attempt % self.clients.len().max(1)) else {
+            return Err("no node to subscribe to".into());
+        };
         let connect = async {
-            let mut pubsub = self.client.get_async_pubsub().await?;
+            let mut pubsub = client.get_async_pubsub().await?;
             pubsub.subscribe(&self.channel).await?;
             Ok::<_, redis::RedisError>(pubsub)
         };

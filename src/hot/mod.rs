@@ -111,6 +111,18 @@ impl HotCache {
         )?))
     }
 
+    /// The Redis backend on a Redis Cluster (`nodes`: some of its nodes' URLs).
+    pub fn redis_cluster(
+        nodes: &[String],
+        key_prefix: &str,
+        timeout: Duration,
+        ttl: Duration,
+    ) -> Result<Self, HotError> {
+        Ok(HotCache::Redis(RedisCache::cluster(
+            nodes, key_prefix, timeout, ttl,
+        )?))
+    }
+
     /// The Redis backend over Upstash's REST API (`url` https://…, `token` its bearer).
     pub fn upstash(
         url: &str,

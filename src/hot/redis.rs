@@ -20,7 +20,10 @@ use redis::{
     aio::{ConnectionManager, ConnectionManagerConfig},
 };
 
-use super::{transport::Transport, upstash::UpstashRest};
+use super::{
+    transport::{LazyCluster, Transport, bounded},
+    upstash::UpstashRest,
+};
 use tracing::{info, warn};
 
 use super::{
@@ -127,11 +130,35 @@ impl RedisCache {
             .set_response_timeout(Some(timeout))
             .set_number_of_retries(1)
             .set_max_delay(Duration::from_millis(200));
-        let changes = KeyChanges::new(client.clone(), prefix);
+        let changes = KeyChanges::new(vec![client.clone()], prefix);
         let conn = ConnectionManager::new_lazy_with_config(client, config)
             .map_err(|e| HotError(format!("Redis client: {e}")))?;
         Ok(Self::over(
             Transport::Tcp(conn),
+            Some(changes),
+            prefix,
+            timeout,
+            ttl,
+        ))
+    }
+
+    /// A Redis Cluster from its nodes' URLs (lazy, like a single server). A guest's keys carry
+    /// its id as their hash tag, so every command and script touches one slot.
+    pub fn cluster(
+        nodes: &[String],
+        prefix: &str,
+        timeout: Duration,
+        ttl: Duration,
+    ) -> Result<Self, HotError> {
+        let clients = nodes
+            .iter()
+            .map(|url| Client::open(url.as_str()))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| HotError(format!("bad Redis Cluster node URL: {e}")))?;
+        let changes = KeyChanges::new(clients, prefix);
+        let conn = LazyCluster::new(nodes, timeout)?;
+        Ok(Self::over(
+            Transport::Cluster(conn),
             Some(changes),
             prefix,
             timeout,
@@ -225,13 +252,24 @@ impl RedisCache {
         self.inner.up.load(Ordering::Acquire)
     }
 
+    /// The guest's list: `{prefix}guest:{guest_id}`, on a cluster `{prefix}guest:{{guest_id}}`
+    /// (the id as hash tag, the slot it shares with its gone set).
     fn key(&self, guest_id: &str) -> String {
-        format!("{}guest:{guest_id}", self.inner.prefix)
+        self.named("guest", guest_id)
     }
 
     /// The set of the guest's erased or migrated conversations.
     fn gone_key(&self, guest_id: &str) -> String {
-        format!("{}gone:{guest_id}", self.inner.prefix)
+        self.named("gone", guest_id)
+    }
+
+    fn named(&self, kind: &str, guest_id: &str) -> String {
+        let prefix = &self.inner.prefix;
+        if matches!(self.inner.conn, Transport::Cluster(_)) {
+            format!("{prefix}{kind}:{{{guest_id}}}")
+        } else {
+            format!("{prefix}{kind}:{guest_id}")
+        }
     }
 
     async fn ping(&self) -> Result<(), HotError> {
@@ -409,34 +447,11 @@ impl RedisCache {
                 dirty.overflow,
             )
         };
-        let mut conn = self.inner.conn.clone();
         let timeout = self.inner.timeout * 4;
-        for chunk in keys.chunks(500) {
-            bounded(timeout, conn.del::<_, ()>(chunk.to_vec())).await?;
-        }
+        self.inner.conn.delete_keys(&keys, timeout).await?;
         if overflow {
             let pattern = format!("{}guest:*", self.inner.prefix);
-            let mut cursor: u64 = 0;
-            loop {
-                let (next, found): (u64, Vec<String>) = bounded(
-                    timeout,
-                    redis::cmd("SCAN")
-                        .arg(cursor)
-                        .arg("MATCH")
-                        .arg(&pattern)
-                        .arg("COUNT")
-                        .arg(1000)
-                        .query_async(&mut conn),
-                )
-                .await?;
-                if !found.is_empty() {
-                    bounded(timeout, conn.del::<_, ()>(found)).await?;
-                }
-                cursor = next;
-                if cursor == 0 {
-                    break;
-                }
-            }
+            self.inner.conn.delete_matching(&pattern, timeout).await?;
         }
         let mut dirty = self.inner.dirty.lock().unwrap_or_else(|p| p.into_inner());
         for key in &keys {
@@ -446,17 +461,5 @@ impl RedisCache {
             dirty.overflow = false;
         }
         Ok(())
-    }
-}
-
-/// Awaits a Redis call for at most `timeout`.
-async fn bounded<T>(
-    timeout: Duration,
-    f: impl Future<Output = Result<T, RedisError>>,
-) -> Result<T, HotError> {
-    match tokio::time::timeout(timeout, f).await {
-        Ok(Ok(value)) => Ok(value),
-        Ok(Err(e)) => Err(HotError(e.to_string())),
-        Err(_) => Err(HotError("Redis timed out".into())),
     }
 }
