@@ -198,14 +198,44 @@ async fn a_key_that_missed_a_write_is_never_served_stale() {
         .expect("redis address")
         .next()
         .expect("an address");
+    // Redis over TCP, cut between Genesis and Redis.
     let proxy = proxy::Proxy::start(upstream).await;
     let cache = redis_cache(&format!("redis://127.0.0.1:{}", proxy.port)).await;
+    missed_write_is_never_served("redis", &cache, &proxy).await;
+    // Redis over Upstash's REST protocol, cut between Genesis and the REST endpoint.
+    let shim = upstash_shim::UpstashShim::start(&url).await;
+    let shim_addr = shim
+        .url
+        .trim_start_matches("http://")
+        .to_socket_addrs()
+        .expect("shim address")
+        .next()
+        .expect("an address");
+    let proxy = proxy::Proxy::start(shim_addr).await;
+    let prefix = format!("t{}:", Uuid::new_v4().simple());
+    let cache = HotCache::upstash(
+        &format!("http://127.0.0.1:{}", proxy.port),
+        &shim.token,
+        &prefix,
+        Duration::from_millis(500),
+        TTL,
+    )
+    .expect("upstash");
+    cache.start().await;
+    missed_write_is_never_served("upstash-rest", &cache, &proxy).await;
+}
+
+async fn missed_write_is_never_served(name: &str, cache: &HotCache, proxy: &proxy::Proxy) {
     cache
         .append_guest_message("g", &msg(1))
         .await
         .expect("append");
     proxy.cut();
-    assert!(cache.append_guest_message("g", &msg(2)).await.is_err());
+    assert!(
+        cache.append_guest_message("g", &msg(2)).await.is_err(),
+        "{name}: a cut write fails"
+    );
+    assert_eq!(cache.state().as_str(), "down", "{name}: marked down");
     proxy.restore();
     // Until the probe sees Redis again the key is a miss; after it, the key is gone.
     for _ in 0..30 {
@@ -217,13 +247,13 @@ async fn a_key_that_missed_a_write_is_never_served_stale() {
                 .flatten()
                 .map(|l| l.len()),
             None,
-            "the list without message 2 must not be served"
+            "{name}: the list without message 2 must not be served"
         );
         if cache.state().as_str() == "up" {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert_eq!(cache.state().as_str(), "up");
-    assert_eq!(sequences(&cache, "g").await, None);
+    assert_eq!(cache.state().as_str(), "up", "{name}: back up");
+    assert_eq!(sequences(cache, "g").await, None, "{name}");
 }
