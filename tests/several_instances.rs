@@ -211,7 +211,8 @@ async fn killing_one_instance_mid_load_loses_no_acknowledged_write() {
         .collect();
     let load = common::join_all(writers);
     let kill = async {
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        // Well before the load ends (each writer sleeps 60 × 5 ms alone).
+        tokio::time::sleep(Duration::from_millis(100)).await;
         a.kill().await;
     };
     let (results, ()) = tokio::join!(load, kill);
