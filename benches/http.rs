@@ -105,6 +105,9 @@ impl Server {
             "DATABASE_URL",
             "REDIS_URL",
             "UPSTASH_REDIS_URL",
+            "UPSTASH_REDIS_REST_URL",
+            "UPSTASH_REDIS_TOKEN",
+            "UPSTASH_REDIS_REST_TOKEN",
             "REDIS_USE_LOCAL",
             "GENESIS_CONFIG",
         ] {
