@@ -231,7 +231,7 @@ impl RedisCache {
             .call(async move { conn.publish(channel, guest_id).await })
             .await;
         if let Err(e) = sent {
-            // The others' keys of this guest go stale until they expire (KEY_TTL_SHARED).
+            // The others' keys of this guest go stale until they read them again (RECHECK_SHARED).
             warn!(error = %e, "hot cache: could not announce a guest's key change");
         }
     }
@@ -243,7 +243,7 @@ impl RedisCache {
     }
 
     /// Whether kept keys can be trusted: while this instance hears every key change; over REST,
-    /// which hears none, always (keys then live 10 s: see `guest::access`).
+    /// which hears none, always (keys are then read again after 10 s: see `guest::access`).
     pub fn changes_live(&self) -> bool {
         self.inner.changes.as_ref().is_none_or(KeyChanges::live)
     }

@@ -5,7 +5,8 @@
 //! a key found stale (the conversation changed under it) is read again, and every write checks
 //! the conversation id once more inside its transaction. With several instances on one Redis, a
 //! change on one (erase, migration, a new conversation) is announced to all (`hot::changes`);
-//! kept keys are trusted only while this instance hears those announcements, and live shorter.
+//! kept keys are trusted only while this instance hears those announcements, and are read again
+//! after 10 s while SQL answers.
 
 use std::time::Duration;
 
@@ -21,8 +22,10 @@ use crate::{
 
 /// How long a guest's key is kept in memory before it is read again.
 const KEY_TTL: Duration = Duration::from_secs(600);
-/// The same with a shared hot cache: how stale a key can get when an announcement is lost.
-const KEY_TTL_SHARED: Duration = Duration::from_secs(10);
+/// With a shared hot cache, a kept key older than this is read again from SQL when SQL answers
+/// (how stale a key can get if an announcement is lost); while SQL is down it still serves, so
+/// a cached guest stays readable from L1.
+const RECHECK_SHARED: Duration = Duration::from_secs(10);
 const KEYS_CACHED: u64 = 100_000;
 
 /// What a token is checked against.
@@ -53,24 +56,39 @@ pub(super) struct Access {
     tokens: GuestTokens,
     store: Store,
     hot: HotCache,
-    keys: moka::sync::Cache<String, GuestKey>,
+    keys: moka::sync::Cache<String, Kept>,
+    /// `RECHECK_SHARED` with a shared hot cache; none in process.
+    recheck: Option<Duration>,
+}
+
+/// A key and when it was read.
+#[derive(Clone)]
+struct Kept {
+    key: GuestKey,
+    at: std::time::Instant,
+}
+
+impl Kept {
+    fn new(key: GuestKey) -> Self {
+        Self {
+            key,
+            at: std::time::Instant::now(),
+        }
+    }
 }
 
 impl Access {
     pub fn new(tokens: GuestTokens, store: Store, hot: HotCache) -> Self {
-        let ttl = if hot.shared() {
-            KEY_TTL_SHARED
-        } else {
-            KEY_TTL
-        };
+        let recheck = hot.shared().then_some(RECHECK_SHARED);
         Self {
             tokens,
             store,
             hot,
             keys: moka::sync::Cache::builder()
                 .max_capacity(KEYS_CACHED)
-                .time_to_live(ttl)
+                .time_to_live(KEY_TTL)
                 .build(),
+            recheck,
         }
     }
 
@@ -85,12 +103,15 @@ impl Access {
         ))
     }
 
-    /// The key kept for `guest_id`, when kept keys can be trusted.
-    fn kept(&self, guest_id: &str) -> Option<GuestKey> {
-        self.hot
-            .keys_trustworthy()
-            .then(|| self.keys.get(guest_id))
-            .flatten()
+    /// The key kept for `guest_id`, when kept keys can be trusted, and whether it is due to be
+    /// read again.
+    fn kept(&self, guest_id: &str) -> Option<(GuestKey, bool)> {
+        if !self.hot.keys_trustworthy() {
+            return None;
+        }
+        let kept = self.keys.get(guest_id)?;
+        let due = self.recheck.is_some_and(|every| kept.at.elapsed() >= every);
+        Some((kept.key, due))
     }
 
     /// The token for the guest whose conversation has `salt`.
@@ -106,7 +127,8 @@ impl Access {
 
     /// Keeps the key of a conversation just read, claimed or created.
     pub fn remember(&self, guest_id: &str, row: &conversation_cache::Model) {
-        self.keys.insert(guest_id.to_string(), GuestKey::from(row));
+        self.keys
+            .insert(guest_id.to_string(), Kept::new(GuestKey::from(row)));
     }
 
     /// Keeps the key of a conversation a write just claimed.
@@ -117,7 +139,7 @@ impl Access {
             migrated_to: None,
             latest: None,
         };
-        self.keys.insert(guest_id.to_string(), key);
+        self.keys.insert(guest_id.to_string(), Kept::new(key));
     }
 
     /// Forgets the key of a guest that was erased, migrated or started a conversation, here and
@@ -138,7 +160,8 @@ impl Access {
         let row = sql::find_conversation(self.store.conn(), guest_id).await?;
         Ok(row.map(|row| {
             let key = GuestKey::from(&row);
-            self.keys.insert(guest_id.to_string(), key.clone());
+            self.keys
+                .insert(guest_id.to_string(), Kept::new(key.clone()));
             key
         }))
     }
@@ -154,7 +177,7 @@ impl Access {
     ) -> Result<GuestKey, ServiceError> {
         let Some(token) = token else {
             let known = match self.kept(guest_id) {
-                Some(key) => Some(key),
+                Some((key, _)) => Some(key),
                 None => self.load(guest_id).await?,
             };
             return Err(match known {
@@ -166,13 +189,17 @@ impl Access {
             return Err(ServiceError::GuestTokenInvalid);
         }
         let opens = |key: &GuestKey| self.tokens.verify(guest_id, key.salt.as_deref(), token);
-        if let Some(key) = self.kept(guest_id)
-            && opens(&key)
-        {
+        let kept = self.kept(guest_id).filter(|(key, _)| opens(key));
+        if let Some((key, false)) = kept {
             return Ok(key);
         }
-        // Not known here, or the key kept here does not fit: ask SQL before refusing.
-        match self.load(guest_id).await? {
+        // Not known here, due to be read again, or the key kept here does not fit: ask SQL
+        // before refusing. A key due again still serves while SQL is down.
+        let loaded = match (self.load(guest_id).await, kept) {
+            (Err(ServiceError::Unavailable(_)), Some((key, _))) => return Ok(key),
+            (loaded, _) => loaded?,
+        };
+        match loaded {
             Some(key) if opens(&key) => Ok(key),
             Some(_) => Err(ServiceError::GuestTokenInvalid),
             None => Err(ServiceError::GuestNotFound),
