@@ -12,18 +12,6 @@ use serde_json::{Value, json};
 
 const ADMIN: &str = "admin-test-token-of-at-least-32-characters";
 
-async fn admin_get(app: &common::TestApp, path: &str) -> (StatusCode, Value) {
-    let resp = app
-        .client
-        .get(app.url(path))
-        .bearer_auth(ADMIN)
-        .send()
-        .await
-        .expect("request");
-    let status = resp.status();
-    (status, resp.json().await.unwrap_or(Value::Null))
-}
-
 fn ids(list: &Value) -> Vec<String> {
     list["guests"]
         .as_array()
@@ -68,7 +56,7 @@ async fn the_guest_list_finds_guests_by_id_and_status_a_page_at_a_time() {
     let (status, body) = app.migrate(&migrated, &access, &migrated_token).await;
     assert_eq!(status, StatusCode::OK, "{body}");
 
-    let (status, all) = admin_get(&app, "/v1/admin/guests").await;
+    let (status, all) = app.admin_get("/v1/admin/guests", ADMIN).await;
     assert_eq!(status, StatusCode::OK, "{all}");
     let newest_first: Vec<String> = fresh.iter().rev().map(|(g, _)| g.clone()).collect();
     let mut expected = newest_first.clone();
@@ -98,22 +86,26 @@ async fn the_guest_list_finds_guests_by_id_and_status_a_page_at_a_time() {
         ("expired", vec![old.clone()]),
         ("active", vec![newest.clone(), fresh[1].0.clone()]),
     ] {
-        let (code, list) = admin_get(&app, &format!("/v1/admin/guests?status={status}")).await;
+        let (code, list) = app
+            .admin_get(&format!("/v1/admin/guests?status={status}"), ADMIN)
+            .await;
         assert_eq!(code, StatusCode::OK, "{list}");
         assert_eq!(ids(&list), want, "status={status}");
     }
     // A part of an id finds that guest; LIKE's wildcards are taken literally.
     let part = &old[4..14];
-    let (_, found) = admin_get(&app, &format!("/v1/admin/guests?q={part}")).await;
+    let (_, found) = app
+        .admin_get(&format!("/v1/admin/guests?q={part}"), ADMIN)
+        .await;
     assert_eq!(ids(&found), vec![old.clone()]);
-    let (_, none) = admin_get(&app, "/v1/admin/guests?q=%25").await;
+    let (_, none) = app.admin_get("/v1/admin/guests?q=%25", ADMIN).await;
     assert_eq!(ids(&none), Vec::<String>::new());
 
     // Pages of one: every guest once, in the same order.
     let mut seen = Vec::new();
     let mut path = "/v1/admin/guests?limit=1".to_string();
     loop {
-        let (code, page) = admin_get(&app, &path).await;
+        let (code, page) = app.admin_get(&path, ADMIN).await;
         assert_eq!(code, StatusCode::OK, "{page}");
         seen.extend(ids(&page));
         match page["next_cursor"].as_str() {
@@ -123,10 +115,14 @@ async fn the_guest_list_finds_guests_by_id_and_status_a_page_at_a_time() {
     }
     assert_eq!(seen, expected);
 
-    let (code, body) = admin_get(&app, "/v1/admin/guests?cursor=nonsense").await;
+    let (code, body) = app
+        .admin_get("/v1/admin/guests?cursor=nonsense", ADMIN)
+        .await;
     assert_eq!(code, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
     assert_error(&body, "invalid_cursor");
-    let (code, body) = admin_get(&app, "/v1/admin/guests?status=sleeping").await;
+    let (code, body) = app
+        .admin_get("/v1/admin/guests?status=sleeping", ADMIN)
+        .await;
     assert!(code.is_client_error(), "{body}");
     let resp = app
         .client
@@ -160,7 +156,7 @@ async fn live_samples_show_the_traffic_of_the_last_seconds() {
     };
     let mut seen = Value::Null;
     for _ in 0..50 {
-        let (status, live) = admin_get(&app, "/v1/admin/live").await;
+        let (status, live) = app.admin_get("/v1/admin/live", ADMIN).await;
         assert_eq!(status, StatusCode::OK, "{live}");
         seen = live;
         if busy_sample(&seen).is_some() {
@@ -187,7 +183,7 @@ async fn stats_say_why_a_table_is_empty_and_layers_show_the_messages() {
         ("GENESIS__EMBEDDINGS__PROVIDER", "none"),
     ])
     .await;
-    let (status, stats) = admin_get(&app, "/v1/admin/stats").await;
+    let (status, stats) = app.admin_get("/v1/admin/stats", ADMIN).await;
     assert_eq!(status, StatusCode::OK, "{stats}");
     assert!(
         stats["empty"]["cache_embeddings"]
@@ -201,12 +197,14 @@ async fn stats_say_why_a_table_is_empty_and_layers_show_the_messages() {
     app.say(&guest, &token, "user", "What is the capital of France?")
         .await;
     app.say(&guest, &token, "assistant", "Paris.").await;
-    let (_, stats) = admin_get(&app, "/v1/admin/stats").await;
+    let (_, stats) = app.admin_get("/v1/admin/stats", ADMIN).await;
     assert!(
         stats["empty"].get("message_cache").is_none(),
         "a table with rows has no reason: {stats}"
     );
-    let (status, layers) = admin_get(&app, &format!("/v1/admin/guests/{guest}/layers")).await;
+    let (status, layers) = app
+        .admin_get(&format!("/v1/admin/guests/{guest}/layers"), ADMIN)
+        .await;
     assert_eq!(status, StatusCode::OK, "{layers}");
     let messages: Vec<(i64, String)> = layers["messages"]
         .as_array()
@@ -236,13 +234,17 @@ async fn the_audit_trail_filters_by_status() {
     let (_, access) = app.signup("audit@example.com").await;
     let (status, body) = app.migrate(&guest, &access, &token).await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    let (_, done) = admin_get(&app, "/v1/admin/migrations?status=completed").await;
+    let (_, done) = app
+        .admin_get("/v1/admin/migrations?status=completed", ADMIN)
+        .await;
     assert_eq!(
         done["migrations"].as_array().map(Vec::len),
         Some(1),
         "{done}"
     );
     assert_eq!(done["migrations"][0]["guest_id"], json!(guest));
-    let (_, failed) = admin_get(&app, "/v1/admin/migrations?status=failed").await;
+    let (_, failed) = app
+        .admin_get("/v1/admin/migrations?status=failed", ADMIN)
+        .await;
     assert_eq!(failed["migrations"], json!([]));
 }

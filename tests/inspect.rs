@@ -9,18 +9,6 @@ use serde_json::Value;
 
 const ADMIN: &str = "admin-token-for-the-inspection-tests";
 
-async fn admin_get(app: &common::TestApp, path: &str, token: &str) -> (StatusCode, Value) {
-    let resp = app
-        .client
-        .get(app.url(path))
-        .bearer_auth(token)
-        .send()
-        .await
-        .expect("request");
-    let status = resp.status();
-    (status, resp.json().await.unwrap_or(Value::Null))
-}
-
 #[tokio::test]
 async fn stats_count_every_table() {
     let app = spawn_app_with(&[("GENESIS__ADMIN__TOKEN", ADMIN)]).await;
@@ -29,7 +17,7 @@ async fn stats_count_every_table() {
     app.say(&guest, &token, "assistant", "Hi!").await;
     let (status, _) = app.history(&guest, &token).await;
     assert_eq!(status, StatusCode::OK);
-    let (status, stats) = admin_get(&app, "/v1/admin/stats", ADMIN).await;
+    let (status, stats) = app.admin_get("/v1/admin/stats", ADMIN).await;
     assert_eq!(status, StatusCode::OK, "{stats}");
     let tables = stats["tables"].as_object().expect("tables");
     for table in [
@@ -53,11 +41,11 @@ async fn stats_count_every_table() {
     assert!(stats["uptime_secs"].as_u64().is_some());
     assert!(stats["l1"]["backend"] == "memory" || stats["l1"]["backend"] == "redis");
 
-    let (status, body) = admin_get(&app, "/v1/admin/stats", "wrong").await;
+    let (status, body) = app.admin_get("/v1/admin/stats", "wrong").await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert_error(&body, "admin_token_invalid");
     let off = spawn_app().await;
-    let (status, _) = admin_get(&off, "/v1/admin/stats", ADMIN).await;
+    let (status, _) = off.admin_get("/v1/admin/stats", ADMIN).await;
     assert_eq!(
         status,
         StatusCode::NOT_FOUND,
@@ -72,7 +60,7 @@ async fn the_layer_inspector_follows_a_guest_through_migration() {
     app.say(&guest, &token, "user", "where am I?").await;
     app.say(&guest, &token, "assistant", "in every layer").await;
     let path = format!("/v1/admin/guests/{guest}/layers");
-    let (status, layers) = admin_get(&app, &path, ADMIN).await;
+    let (status, layers) = app.admin_get(&path, ADMIN).await;
     assert_eq!(status, StatusCode::OK, "{layers}");
     assert_eq!(layers["guest_id"], guest.as_str());
     assert_eq!(layers["l1"]["present"], true);
@@ -90,7 +78,7 @@ async fn the_layer_inspector_follows_a_guest_through_migration() {
     // The embedding pipeline gives both messages their vector in the background.
     let mut embedded = Value::Null;
     for _ in 0..100 {
-        embedded = admin_get(&app, &path, ADMIN).await.1["embeddings"].clone();
+        embedded = app.admin_get(&path, ADMIN).await.1["embeddings"].clone();
         if embedded == 2 {
             break;
         }
@@ -101,7 +89,7 @@ async fn the_layer_inspector_follows_a_guest_through_migration() {
     let (_, user) = app.signup("inspected@example.com").await;
     let (status, _) = app.migrate(&guest, &user, &token).await;
     assert_eq!(status, StatusCode::OK);
-    let (_, layers) = admin_get(&app, &path, ADMIN).await;
+    let (_, layers) = app.admin_get(&path, ADMIN).await;
     assert_eq!(
         layers["l1"]["present"], false,
         "migration drops the hot key"
@@ -110,10 +98,14 @@ async fn the_layer_inspector_follows_a_guest_through_migration() {
     assert_eq!(layers["migration"]["status"], "completed");
     assert_eq!(layers["migration"]["messages_migrated"], 2);
 
-    let (status, body) = admin_get(&app, "/v1/admin/guests/nobody-here/layers", ADMIN).await;
+    let (status, body) = app
+        .admin_get("/v1/admin/guests/nobody-here/layers", ADMIN)
+        .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_error(&body, "guest_not_found");
-    let (status, body) = admin_get(&app, "/v1/admin/guests/bad%20id/layers", ADMIN).await;
+    let (status, body) = app
+        .admin_get("/v1/admin/guests/bad%20id/layers", ADMIN)
+        .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_error(&body, "invalid_guest_id");
 }

@@ -71,12 +71,9 @@ pub(super) fn choose(
             name_of(&["REDIS_URL"], "redis.url")
         )));
     }
-    // A cluster stands where a Redis URL would: below, "a Redis is named".
-    let redis_url = if cluster {
-        "redis://cluster"
-    } else {
-        s.redis.url.expose()
-    };
+    let redis_url = s.redis.url.expose();
+    // A Redis is named: by its URL, or a cluster by its nodes.
+    let redis_named = cluster || !redis_url.is_empty();
     let redis_name = if cluster {
         "redis.cluster_nodes (GENESIS__REDIS__CLUSTER_NODES)".to_string()
     } else {
@@ -138,7 +135,7 @@ pub(super) fn choose(
             choice: HotChoice::Memory,
             why: format!("{explicit}=memory"),
         },
-        "redis" if redis_url.is_empty() => {
+        "redis" if !redis_named => {
             return Err(ConfigError(format!(
                 "{explicit}=redis needs a Redis URL: REDIS_URL (or redis.url)"
             )));
@@ -158,7 +155,7 @@ pub(super) fn choose(
         },
         "" if s.redis.use_local => Chosen {
             choice: HotChoice::Memory,
-            why: if redis_url.is_empty() && upstash_url.is_empty() {
+            why: if !redis_named && upstash_url.is_empty() {
                 "REDIS_USE_LOCAL=true".into()
             } else {
                 "REDIS_USE_LOCAL=true, which Genesis reads as 'no Redis' (the Redis URL set \
@@ -166,13 +163,13 @@ pub(super) fn choose(
                     .into()
             },
         },
-        "" if !redis_url.is_empty() && !upstash_url.is_empty() => {
+        "" if redis_named && !upstash_url.is_empty() => {
             return Err(ConfigError(format!(
                 "both {redis_name} and {upstash_name} are set: say which hot cache to use with \
                  {explicit}=redis or {explicit}=upstash, or unset one"
             )));
         }
-        "" if !redis_url.is_empty() => Chosen {
+        "" if redis_named => Chosen {
             why: redis_name.clone(),
             ..redis()
         },

@@ -55,7 +55,7 @@ impl LazyCluster {
 
 impl Transport {
     /// Deletes every key matching `pattern`: SCAN on the server, or on every primary of a
-    /// cluster (each key then deleted on its own, as keys of a node span many slots).
+    /// cluster, each batch found deleted by [`Transport::delete_keys`].
     pub async fn delete_matching(&self, pattern: &str, timeout: Duration) -> Result<(), HotError> {
         match self {
             Transport::Cluster(cluster) => {
@@ -72,11 +72,7 @@ impl Transport {
                         .await?;
                         let (next, keys): (u64, Vec<String>) = redis::from_redis_value(answer)
                             .map_err(|e| HotError(format!("SCAN answer: {e}")))?;
-                        for key in keys {
-                            let mut del = redis::cmd("DEL");
-                            del.arg(key);
-                            bounded(timeout, del.query_async::<()>(&mut conn)).await?;
-                        }
+                        self.delete_keys(&keys, timeout).await?;
                         cursor = next;
                         if cursor == 0 {
                             break;
@@ -91,11 +87,7 @@ impl Transport {
                 loop {
                     let (next, keys): (u64, Vec<String>) =
                         bounded(timeout, scan(cursor, pattern).query_async(&mut conn)).await?;
-                    if !keys.is_empty() {
-                        let mut del = redis::cmd("DEL");
-                        del.arg(keys);
-                        bounded(timeout, del.query_async::<()>(&mut conn)).await?;
-                    }
+                    self.delete_keys(&keys, timeout).await?;
                     cursor = next;
                     if cursor == 0 {
                         return Ok(());

@@ -1,4 +1,5 @@
-//! Account helpers of `TestApp`: the command line, sign-up, migration, account conversations.
+//! Account helpers of `TestApp`: the command line, sign-up, migration, account conversations,
+//! and reads of the admin API.
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -88,6 +89,19 @@ impl TestApp {
             req = req.json(b);
         }
         let resp = req.send().await.expect("request");
+        let status = resp.status();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    /// `GET path` with `token` as the admin bearer: status and JSON body (null when none).
+    pub async fn admin_get(&self, path: &str, token: &str) -> (StatusCode, Value) {
+        let resp = self
+            .client
+            .get(self.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("request");
         let status = resp.status();
         (status, resp.json().await.unwrap_or(Value::Null))
     }
