@@ -7,9 +7,10 @@ use crate::config::DatabaseKind;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Backend {
-    /// One file; one writer at a time, so writes go through the group-commit writer.
+    /// One file; one writer at a time, so every write goes through the group-commit writer.
     Sqlite,
-    /// Concurrent writers; each write is its own transaction.
+    /// Concurrent writers: each write is its own transaction, except the kinds merged in the
+    /// group commit (appends), whose batches share one.
     Postgres,
 }
 
@@ -31,8 +32,9 @@ impl Backend {
         }
     }
 
-    /// True when writes are queued to one group-commit writer (which can also merge them).
-    pub fn merges_writes(self) -> bool {
+    /// True when every write is queued to the one group-commit writer (SQLite). Otherwise only
+    /// merged kinds go through it; the rest run in transactions of their own, side by side.
+    pub fn serialises_writes(self) -> bool {
         self == Backend::Sqlite
     }
 

@@ -20,12 +20,14 @@ use crate::config::Settings;
 
 mod backend;
 mod error;
+mod merge;
 mod writer;
 
 pub use backend::Backend;
 pub use error::{BatchFailure, StoreError, WriteError, is_contended, is_unavailable};
+pub use merge::{Decided, Merge, MergeLane};
 use writer::Writer;
-pub use writer::{BoxFuture, Merge, MergeLane, Write, WriterHealth};
+pub use writer::{BoxFuture, Write, WriterHealth};
 
 /// Ends `txn` (a transaction or a savepoint) as `result` asks: commit on `Write::Commit`, roll
 /// back on `Write::Discard` or an error.
@@ -55,7 +57,8 @@ pub struct Store {
     db: DatabaseConnection,
     backend: Backend,
     breaker: Arc<Breaker>,
-    /// SQLite's group-commit writer; PostgreSQL writes run in their own transactions.
+    /// The group-commit writer: on SQLite every write goes through it; on PostgreSQL only the
+    /// merged kinds (appends), the rest run in their own transactions.
     writer: Option<Writer>,
 }
 
@@ -71,9 +74,37 @@ const BREAKER_WINDOW: Duration = Duration::from_secs(1);
 /// The SQLite writer connection's page cache: negative = KiB (SQLite's default is 2 MiB).
 const WRITER_CACHE_KIB: &str = "-16384";
 
+/// Prepared statements the SQLite writer keeps: a multi-row statement is one per row count.
+const WRITER_STATEMENTS: usize = 1024;
+
 impl Breaker {
     fn now_ms(&self) -> u64 {
         u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+}
+
+/// How often the SQLite WAL is copied back into the database file while writes come in.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(200);
+
+/// Copies SQLite's WAL back into the database file, on a pooled connection, while the writer
+/// runs. The writer's own automatic checkpoint is off: it ran inside a commit, writing pages and
+/// syncing the file while every append of the batch waited. A passive checkpoint never blocks
+/// the writer or readers; the WAL starts over from its beginning once one has caught up.
+async fn checkpoint_wal(db: DatabaseConnection, writer: Arc<WriterHealth>) {
+    let mut seen = writer.commits();
+    while writer.is_running() {
+        tokio::time::sleep(CHECKPOINT_EVERY).await;
+        let commits = writer.commits();
+        if commits == seen {
+            continue;
+        }
+        seen = commits;
+        if let Err(err) = db
+            .execute_unprepared("PRAGMA wal_checkpoint(PASSIVE)")
+            .await
+        {
+            tracing::warn!(error = %err, "WAL checkpoint failed; trying again");
+        }
     }
 }
 
@@ -122,7 +153,7 @@ impl Store {
             }),
             writer: None,
         };
-        if backend.merges_writes() {
+        if backend.serialises_writes() {
             // The writer keeps one connection of its own: SQLite drops a connection's page cache
             // whenever another connection wrote since it last looked, so a writer taking any
             // pooled connection would read every page it touches from the file again.
@@ -131,19 +162,34 @@ impl Store {
                 .min_connections(1)
                 .test_before_acquire(false)
                 .map_sqlx_sqlite_opts(move |o| {
-                    sqlite_options(o, busy).pragma("cache_size", WRITER_CACHE_KIB)
+                    sqlite_options(o, busy)
+                        .pragma("cache_size", WRITER_CACHE_KIB)
+                        .statement_cache_capacity(WRITER_STATEMENTS)
+                        // Checkpoints are `checkpoint_wal`'s, on another connection.
+                        .pragma("wal_autocheckpoint", "0")
                 });
             let writer_db = Database::connect(options).await?;
-            let opener = store.clone();
-            store.writer = Some(Writer::spawn(
-                writer_db,
-                Box::new(move |db| {
-                    let opener = opener.clone();
-                    Box::pin(async move { opener.begin_write_on(&db).await })
-                }),
-            ));
+            let writer = store.spawn_writer(writer_db, true);
+            tokio::spawn(checkpoint_wal(db, writer.health_handle()));
+            store.writer = Some(writer);
+        } else {
+            // Each batch takes a pooled connection: a reconnect after the server restarts is
+            // the pool's, as for every other write.
+            store.writer = Some(store.spawn_writer(db, false));
         }
         Ok(store)
+    }
+
+    fn spawn_writer(&self, db: DatabaseConnection, own_thread: bool) -> Writer {
+        let opener = self.clone();
+        Writer::spawn(
+            db,
+            Box::new(move |db| {
+                let opener = opener.clone();
+                Box::pin(async move { opener.begin_write_on(&db).await })
+            }),
+            own_thread,
+        )
     }
 
     pub fn conn(&self) -> &DatabaseConnection {
@@ -154,15 +200,17 @@ impl Store {
         self.backend
     }
 
-    /// Jobs waiting for the group-commit writer (0 when each write is its own transaction).
     /// True when the SQLite writer has had nothing to do for at least `quiet` (always true on
-    /// PostgreSQL, where writes do not queue behind one another).
+    /// PostgreSQL, where other writes do not queue behind the merged ones).
     pub fn writer_quiet_for(&self, quiet: std::time::Duration) -> bool {
-        self.writer
-            .as_ref()
-            .is_none_or(|w| w.health().idle_for().is_some_and(|idle| idle >= quiet))
+        !self.backend.serialises_writes()
+            || self
+                .writer
+                .as_ref()
+                .is_none_or(|w| w.health().idle_for().is_some_and(|idle| idle >= quiet))
     }
 
+    /// Jobs waiting for the group-commit writer.
     pub fn writer_queue_depth(&self) -> usize {
         self.writer.as_ref().map_or(0, Writer::queue_depth)
     }
@@ -183,7 +231,7 @@ impl Store {
         (u64::from(size).saturating_sub(idle), idle)
     }
 
-    /// The group-commit writer's state; `None` when each write is its own transaction.
+    /// The group-commit writer's state.
     pub fn writer_health(&self) -> Option<&WriterHealth> {
         self.writer.as_ref().map(Writer::health)
     }
@@ -229,7 +277,7 @@ impl Store {
 
     /// Runs `f` in a write transaction and commits (or rolls back on `Err` / `Write::Discard`).
     /// On SQLite it joins the group-commit batch in its own savepoint; the result comes back
-    /// after the commit.
+    /// after the commit. On PostgreSQL it is a transaction of its own.
     pub async fn write<T, E, F>(&self, f: F) -> Result<T, E>
     where
         T: Send + 'static,
@@ -239,7 +287,9 @@ impl Store {
             + 'static,
     {
         self.check_available()?;
-        if let Some(writer) = &self.writer {
+        if let Some(writer) = &self.writer
+            && self.backend.serialises_writes()
+        {
             return writer.write(f).await;
         }
         let txn = self.begin_write().await?;
@@ -247,8 +297,8 @@ impl Store {
         finish(txn, result).await
     }
 
-    /// A lane for writes of kind `M`, which the group-commit writer stores together; `None`
-    /// when each write is its own transaction (then store them with [`Store::write`]).
+    /// A lane for writes of kind `M`, which the group-commit writer stores together (one
+    /// transaction per batch, on either database); `None` when there is no writer.
     pub fn merge_lane<M: Merge>(&self, merge: M) -> Option<std::sync::Arc<MergeLane<M>>> {
         self.writer.as_ref().map(|_| MergeLane::new(merge))
     }

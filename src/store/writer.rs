@@ -1,13 +1,14 @@
-//! Group commit for SQLite. SQLite has one writer at a time; letting every request open its own
-//! write transaction makes them queue inside SQLite's busy handler (sleeps with back-off) and pay
-//! one commit each. Instead one task owns writing: it takes every job waiting in its queue, runs
-//! each inside a SAVEPOINT of one shared transaction (so one job's failure or panic undoes only
-//! itself), commits once, and only then answers each caller. A 2xx still means committed.
+//! Group commit. SQLite has one writer at a time; letting every request open its own write
+//! transaction makes them queue inside SQLite's busy handler (sleeps with back-off) and pay one
+//! commit each. Instead one task owns writing: it takes every job waiting in its queue, runs each
+//! inside a SAVEPOINT of one shared transaction (so one job's failure or panic undoes only
+//! itself), commits once, and only then answers each caller. A 2xx still means committed. On
+//! PostgreSQL the same writer stores the merged kinds (appends), one transaction per batch: one
+//! commit (one WAL flush) for many appends.
 //!
 //! Jobs are of two kinds ([`Job`]): a [`Single`] write (a closure with a typed reply), or a
-//! signal that items wait in a [`MergeLane`]: every item of one [`Merge`] kind waiting in a batch
-//! goes to one `Merge::run` call, which can store them with a few multi-row statements instead of
-//! a few statements each (each statement is a round trip to the SQLite connection's thread).
+//! signal that items wait in a [`MergeLane`] (`merge.rs`): every item of one kind waiting in a
+//! batch is stored by one call, with its own savepoints.
 
 use std::{
     future::Future,
@@ -24,7 +25,10 @@ use sea_orm::{DatabaseConnection, DatabaseTransaction, DbErr, TransactionTrait};
 use tokio::sync::{mpsc, oneshot};
 use tracing::error;
 
-use super::error::{BatchFailure, StoreError, clone_err};
+use super::{
+    error::{BatchFailure, StoreError, clone_err},
+    merge::{Lane, Merge, MergeLane},
+};
 use crate::failpoint::Failpoint;
 
 /// What a write closure asks for: keep its changes, or roll them back (e.g. a detected retry).
@@ -35,31 +39,15 @@ pub enum Write<T> {
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
-/// A kind of write that the writer merges: all items of one kind waiting in a batch go to one
-/// `run` call, inside one savepoint.
-pub trait Merge: Send + Sync + 'static {
-    type Item: Send + 'static;
-    type Output: Send + 'static;
-    type Error: StoreError;
-
-    /// Stores `items`, answering each in order. An item's `Err` must leave nothing of that item
-    /// behind; the other items' changes are kept.
-    fn run<'a>(
-        &'a self,
-        txn: &'a DatabaseTransaction,
-        items: Vec<Self::Item>,
-    ) -> BoxFuture<'a, Vec<Result<Self::Output, Self::Error>>>;
-}
-
 /// How a batch ended, as each of its jobs learns it.
-enum Fate {
+pub(super) enum Fate {
     Committed,
     Db(DbErr),
     Batch(BatchFailure),
 }
 
 impl Fate {
-    fn error<E: StoreError>(&self) -> Option<E> {
+    pub(super) fn error<E: StoreError>(&self) -> Option<E> {
         match self {
             Fate::Committed => None,
             Fate::Db(e) => Some(E::from(clone_err(e))),
@@ -70,7 +58,7 @@ impl Fate {
 
 /// A write's answer once its batch's fate is known: its own result if the batch committed; if
 /// not, its own error, or the batch's error in place of a success that did not last.
-fn settle<T, E: StoreError>(fate: &Fate, result: Result<T, E>) -> Result<T, E> {
+pub(super) fn settle<T, E: StoreError>(fate: &Fate, result: Result<T, E>) -> Result<T, E> {
     match (fate.error::<E>(), result) {
         (None, result) => result,
         (Some(_), Err(own)) => Err(own),
@@ -78,15 +66,15 @@ fn settle<T, E: StoreError>(fate: &Fate, result: Result<T, E>) -> Result<T, E> {
     }
 }
 
-type Deliver = Box<dyn FnOnce(&Fate) + Send>;
+pub(super) type Deliver = Box<dyn FnOnce(&Fate) + Send>;
 
 /// What running a job produced.
-struct Outcome {
+pub(super) struct Outcome {
     /// Keep its changes (release the savepoint) or roll them back.
-    keep: bool,
+    pub(super) keep: bool,
     /// The connection failed under it: nothing the batch did can be trusted.
-    broken: bool,
-    deliver: Deliver,
+    pub(super) broken: bool,
+    pub(super) deliver: Deliver,
 }
 
 type Run = Box<dyn for<'a> FnOnce(&'a DatabaseTransaction) -> BoxFuture<'a, Outcome> + Send>;
@@ -97,77 +85,6 @@ struct Single {
     /// Answers the caller when `run` never gets to deliver (the batch did not start, or the
     /// write panicked).
     fail: Box<dyn FnOnce(&Fate) + Send>,
-}
-
-/// The queue of one [`Merge`] kind. Callers push items here and signal the writer.
-pub struct MergeLane<M: Merge> {
-    merge: M,
-    pending: Mutex<Vec<Pending<M>>>,
-}
-
-struct Pending<M: Merge> {
-    item: M::Item,
-    reply: oneshot::Sender<Result<M::Output, M::Error>>,
-}
-
-impl<M: Merge> MergeLane<M> {
-    pub fn new(merge: M) -> Arc<Self> {
-        Arc::new(Self {
-            merge,
-            pending: Mutex::new(Vec::new()),
-        })
-    }
-
-    fn take(&self) -> Vec<Pending<M>> {
-        std::mem::take(&mut *self.pending.lock().unwrap_or_else(|p| p.into_inner()))
-    }
-}
-
-/// What the writer does with a lane without knowing its kind.
-trait Lane: Send + Sync {
-    fn is_empty(&self) -> bool;
-    /// Runs every item waiting in the lane in one `Merge::run` call.
-    fn run<'a>(&'a self, txn: &'a DatabaseTransaction) -> BoxFuture<'a, Outcome>;
-    /// Answers every waiting item with the batch's failure.
-    fn fail_all(&self, fate: &Fate);
-}
-
-impl<M: Merge> Lane for MergeLane<M> {
-    fn is_empty(&self) -> bool {
-        self.pending
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .is_empty()
-    }
-
-    fn run<'a>(&'a self, txn: &'a DatabaseTransaction) -> BoxFuture<'a, Outcome> {
-        Box::pin(async move {
-            let (items, replies): (Vec<_>, Vec<_>) =
-                self.take().into_iter().map(|p| (p.item, p.reply)).unzip();
-            let results = self.merge.run(txn, items).await;
-            let broken = results
-                .iter()
-                .any(|r| matches!(r, Err(e) if e.breaks_batch()));
-            let deliver: Deliver = Box::new(move |fate| {
-                for (reply, result) in replies.into_iter().zip(results) {
-                    let _ = reply.send(settle(fate, result));
-                }
-            });
-            Outcome {
-                keep: true,
-                broken,
-                deliver,
-            }
-        })
-    }
-
-    fn fail_all(&self, fate: &Fate) {
-        for p in self.take() {
-            if let Some(err) = fate.error::<M::Error>() {
-                let _ = p.reply.send(Err(err));
-            }
-        }
-    }
 }
 
 /// One queued job.
@@ -195,6 +112,8 @@ const MAX_BATCH: usize = 256;
 pub struct WriterHealth {
     stopped: AtomicBool,
     panics: AtomicU64,
+    /// Batches committed since start.
+    commits: AtomicU64,
     /// Since when the writer has been waiting for work with an empty queue (microseconds after
     /// [`clock_base`], plus one); 0 while it works.
     idle_since: AtomicU64,
@@ -227,6 +146,11 @@ impl WriterHealth {
         }
     }
 
+    /// Batches committed since start.
+    pub fn commits(&self) -> u64 {
+        self.commits.load(Ordering::Relaxed)
+    }
+
     /// Jobs (or batches) that panicked since start; each was answered 500 and rolled back.
     pub fn panics(&self) -> u64 {
         self.panics.load(Ordering::Relaxed)
@@ -244,9 +168,12 @@ pub struct Writer {
 }
 
 impl Writer {
-    /// Starts the writer task; `begin` opens the batch transaction.
-    pub fn spawn(db: DatabaseConnection, begin: Box<Begin>) -> Self {
-        let (queue, mut rx) = mpsc::channel::<Job>(8192);
+    /// Starts the writer task; `begin` opens the batch transaction. `own_thread`: the task runs
+    /// on a thread of its own (SQLite), so that between its statements — each a round trip to
+    /// the connection's thread — it never waits behind request tasks for a turn on the
+    /// runtime's workers: under load those waits, not SQLite, were most of a batch's time.
+    pub fn spawn(db: DatabaseConnection, begin: Box<Begin>, own_thread: bool) -> Self {
+        let (queue, rx) = mpsc::channel::<Job>(8192);
         let health = Arc::new(WriterHealth::default());
         let task = BatchRunner {
             db,
@@ -254,43 +181,41 @@ impl Writer {
             health: health.clone(),
             panic_point: Failpoint::from_env("writer_job_panic"),
         };
-        tokio::spawn(async move {
-            let mut carried: Vec<Job> = Vec::new();
-            loop {
-                let mut batch = std::mem::take(&mut carried);
-                if batch.is_empty() {
-                    let since = if rx.is_empty() { micros_now() } else { 0 };
-                    task.health.idle_since.store(since, Ordering::Release);
-                    let next = rx.recv().await;
-                    task.health.idle_since.store(0, Ordering::Release);
-                    match next {
-                        Some(first) => batch.push(first),
-                        None => break,
-                    }
-                }
-                while batch.len() < MAX_BATCH {
-                    match rx.try_recv() {
-                        Ok(job) => batch.push(job),
-                        Err(_) => break,
-                    }
-                }
-                // Supervision: a panic outside any job's savepoint loses this batch's answers
-                // (its callers see `Panicked`), never the writer.
-                match AssertUnwindSafe(task.run(batch)).catch_unwind().await {
-                    Ok(rest) => carried = rest,
-                    Err(_) => {
-                        task.health.panics.fetch_add(1, Ordering::Relaxed);
-                        error!("a write batch panicked; it was rolled back and the writer goes on");
-                    }
+        let work = task.serve(rx);
+        let on_thread = own_thread
+            .then(|| {
+                tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+            })
+            .and_then(|built| {
+                built
+                    .inspect_err(|e| error!(error = %e, "writer runtime"))
+                    .ok()
+            });
+        match on_thread {
+            Some(runtime) => {
+                let spawned = std::thread::Builder::new()
+                    .name("genesis-writer".into())
+                    .spawn(move || runtime.block_on(work));
+                if let Err(err) = spawned {
+                    error!(error = %err, "could not start the writer thread");
+                    health.stopped.store(true, Ordering::Release);
                 }
             }
-            task.health.stopped.store(true, Ordering::Release);
-        });
+            None => {
+                tokio::spawn(work);
+            }
+        }
         Self { queue, health }
     }
 
     pub fn health(&self) -> &WriterHealth {
         &self.health
+    }
+
+    pub fn health_handle(&self) -> Arc<WriterHealth> {
+        self.health.clone()
     }
 
     /// Jobs waiting in the queue.
@@ -347,11 +272,7 @@ impl Writer {
         lane: &Arc<MergeLane<M>>,
         item: M::Item,
     ) -> Result<M::Output, M::Error> {
-        let (reply, rx) = oneshot::channel();
-        lane.pending
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(Pending { item, reply });
+        let rx = lane.push(item);
         let lane: Arc<dyn Lane> = lane.clone();
         self.submit(Job::Merged(lane), rx).await
     }
@@ -380,6 +301,40 @@ struct BatchRunner {
 }
 
 impl BatchRunner {
+    /// Takes batches from `rx` until every sender is gone.
+    async fn serve(self, mut rx: mpsc::Receiver<Job>) {
+        let mut carried: Vec<Job> = Vec::new();
+        loop {
+            let mut batch = std::mem::take(&mut carried);
+            if batch.is_empty() {
+                let since = if rx.is_empty() { micros_now() } else { 0 };
+                self.health.idle_since.store(since, Ordering::Release);
+                let next = rx.recv().await;
+                self.health.idle_since.store(0, Ordering::Release);
+                match next {
+                    Some(first) => batch.push(first),
+                    None => break,
+                }
+            }
+            while batch.len() < MAX_BATCH {
+                match rx.try_recv() {
+                    Ok(job) => batch.push(job),
+                    Err(_) => break,
+                }
+            }
+            // Supervision: a panic outside any job's savepoint loses this batch's answers
+            // (its callers see `Panicked`), never the writer.
+            match AssertUnwindSafe(self.run(batch)).catch_unwind().await {
+                Ok(rest) => carried = rest,
+                Err(_) => {
+                    self.health.panics.fetch_add(1, Ordering::Relaxed);
+                    error!("a write batch panicked; it was rolled back and the writer goes on");
+                }
+            }
+        }
+        self.health.stopped.store(true, Ordering::Release);
+    }
+
     /// Runs one batch; returns the jobs that did not get to run (they go into the next batch).
     async fn run(&self, mut batch: Vec<Job>) -> Vec<Job> {
         // A signal whose lane is empty is stale: an earlier drain took its item (an item is
@@ -408,6 +363,23 @@ impl BatchRunner {
                 && lane.is_empty()
             {
                 continue; // an earlier signal of this lane already ran its items
+            }
+            if matches!(job, Job::Merged(_)) {
+                // A lane opens its own savepoints: one more around it would only add two
+                // statements and a copy of every page it changes. Without it, a panic in the
+                // lane (whose items kept so far nobody can be told about) or a broken
+                // connection undoes the whole batch.
+                match self.run_job(job, &txn).await {
+                    Some(outcome) if !outcome.broken => delivers.push(outcome.deliver),
+                    failed => {
+                        let _ = txn.rollback().await;
+                        let fate = Fate::Batch(BatchFailure::RolledBack);
+                        delivers.extend(failed.map(|o| o.deliver));
+                        delivers.into_iter().for_each(|d| d(&fate));
+                        return jobs.collect();
+                    }
+                }
+                continue;
             }
             let savepoint = match txn.begin().await {
                 Ok(sp) => sp,
@@ -446,7 +418,10 @@ impl BatchRunner {
             }
         }
         let fate = match txn.commit().await {
-            Ok(()) => Fate::Committed,
+            Ok(()) => {
+                self.health.commits.fetch_add(1, Ordering::Relaxed);
+                Fate::Committed
+            }
             Err(err) => Fate::Db(err),
         };
         delivers.into_iter().for_each(|d| d(&fate));

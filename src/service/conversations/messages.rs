@@ -10,7 +10,7 @@ use sea_orm::{
 use tracing::{instrument, warn};
 use uuid::Uuid;
 
-use super::{ConversationService, NewAccountMessage};
+use super::{ConversationService, NewAccountMessage, batch::AccountItem};
 use crate::{
     service::{
         Page, ServiceError,
@@ -139,10 +139,24 @@ impl ConversationService {
     ) -> Result<(messages::Model, bool), ServiceError> {
         let owned = msg.clone();
         let started = std::time::Instant::now();
-        let written = self
-            .store
-            .write(move |txn| Box::pin(add_message_in(txn, user_id, id, owned, counted_with)))
-            .await;
+        let written = match &self.appends {
+            Some(lane) => {
+                let item = AccountItem {
+                    user_id,
+                    conversation_id: id,
+                    msg: owned,
+                    counted_with,
+                };
+                self.store.write_merged(lane, item).await
+            }
+            None => {
+                self.store
+                    .write(move |txn| {
+                        Box::pin(add_message_in(txn, user_id, id, owned, counted_with))
+                    })
+                    .await
+            }
+        };
         self.metrics
             .timed(Layer::Main, Op::Write, started, &written);
         let (stored, duplicate) = written?;
@@ -162,16 +176,15 @@ impl ConversationService {
 
 /// One account write inside a transaction (or group-commit savepoint): bump the counter (which
 /// locks the row), detect a retry (discarded), insert at the new index.
-async fn add_message_in(
+pub(super) async fn add_message_in(
     txn: &DatabaseTransaction,
     user_id: Uuid,
     id: Uuid,
-    msg: NewAccountMessage,
+    mut msg: NewAccountMessage,
     counted_with: Option<Encoding>,
 ) -> Result<Write<(messages::Model, bool)>, ServiceError> {
     let at = now();
-    let mut m = msg.message;
-    let tokens = i64::from(m.tokens.unwrap_or(0));
+    let tokens = i64::from(msg.message.tokens.unwrap_or(0));
     let bumped = conversations::Entity::update_many()
         .col_expr(
             conversations::Column::MessageCount,
@@ -205,7 +218,7 @@ async fn add_message_in(
         .into_iter()
         .next()
         .ok_or(ServiceError::ConversationNotFound)?;
-    if let Some(original) = find_retry(txn, id, &m).await? {
+    if let Some(original) = find_retry(txn, id, &msg.message).await? {
         return Ok(Write::Discard((original, true)));
     }
     if let Some(parent) = msg.parent_message_id {
@@ -223,8 +236,8 @@ async fn add_message_in(
     // count again and correct the sum. Usually nothing to do here.
     let wanted = Encoding::for_model(conversation.model_used.as_deref());
     if counted_with.is_some_and(|used| used != wanted) && msg.model_used.is_none() {
-        let counted = wanted.count_message(&m.content, m.tool_calls.as_deref());
-        let delta = i64::from(counted) - i64::from(m.tokens.unwrap_or(0));
+        let counted = wanted.count_message(&msg.message.content, msg.message.tool_calls.as_deref());
+        let delta = i64::from(counted) - i64::from(msg.message.tokens.unwrap_or(0));
         conversations::Entity::update_many()
             .col_expr(
                 conversations::Column::TokenCount,
@@ -233,9 +246,25 @@ async fn add_message_in(
             .filter(conversations::Column::Id.eq(id))
             .exec(txn)
             .await?;
-        m.tokens = Some(counted);
+        msg.message.tokens = Some(counted);
     }
-    let row = messages::Model {
+    let row = message_row(user_id, id, conversation.last_index, msg, at);
+    messages::Entity::insert(row.clone().into_active_model())
+        .exec_without_returning(txn)
+        .await?;
+    Ok(Write::Commit((row, false)))
+}
+
+/// The row of `msg` at `index` in conversation `id`.
+pub(super) fn message_row(
+    user_id: Uuid,
+    id: Uuid,
+    index: i64,
+    msg: NewAccountMessage,
+    at: chrono::DateTime<chrono::Utc>,
+) -> messages::Model {
+    let m = msg.message;
+    messages::Model {
         id: Uuid::now_v7(),
         conversation_id: id,
         user_id,
@@ -243,7 +272,7 @@ async fn add_message_in(
         role: m.role,
         content: m.content,
         content_type: m.content_type.unwrap_or_else(|| "text".into()),
-        message_index: conversation.last_index,
+        message_index: index,
         tokens_used: m.tokens,
         model_used: msg.model_used,
         user_rating: None,
@@ -258,11 +287,7 @@ async fn add_message_in(
         idempotency_key: m.idempotency_key,
         tool_call_id: m.tool_call_id,
         tool_calls: m.tool_calls,
-    };
-    messages::Entity::insert(row.clone().into_active_model())
-        .exec_without_returning(txn)
-        .await?;
-    Ok(Write::Commit((row, false)))
+    }
 }
 
 /// The stored message this write repeats, if any (see [`rules::repeated`]).

@@ -3,6 +3,7 @@
 //! `messages.rs`; erasing one for good is `erasure::ErasureService::erase_conversation`. Another
 //! user's conversation, or a deleted one, is "not found": nobody learns that it exists.
 
+mod batch;
 mod edits;
 mod messages;
 
@@ -29,7 +30,8 @@ use super::{
     page::page_size,
     usage::{ACCOUNT_TIER, UsageCounters},
 };
-use crate::store::{Backend, Store, Write};
+use crate::store::{Backend, MergeLane, Store, Write};
+use batch::AccountAppends;
 
 /// Fields of a new conversation.
 #[derive(Clone, Debug, Default)]
@@ -87,6 +89,8 @@ pub struct NewAccountMessage {
 #[derive(Clone)]
 pub struct ConversationService {
     store: Store,
+    /// Appends merged in the group commit (`None` only without a writer).
+    appends: Option<Arc<MergeLane<AccountAppends>>>,
     usage: Arc<UsageCounters>,
     metrics: Arc<CacheMetrics>,
     embeddings: Embeddings,
@@ -183,8 +187,12 @@ impl ConversationService {
         embeddings: Embeddings,
         max_message_bytes: usize,
     ) -> Self {
+        let appends = store.merge_lane(AccountAppends {
+            backend: store.backend(),
+        });
         Self {
             store,
+            appends,
             usage,
             metrics,
             embeddings,

@@ -1,6 +1,6 @@
-//! Guest appends merged by the SQLite group-commit writer: every append waiting in a batch goes
-//! to one [`GuestAppends::run`] call, which stores them with a handful of statements instead of
-//! three or four each. Same rules as the one-at-a-time path ([`super::single::append_in`]), from
+//! Guest appends merged by the group-commit writer (SQLite and PostgreSQL): every append waiting
+//! in a batch goes to one [`append_many`] call, which stores them with a handful of statements
+//! instead of three or four each. Same rules as the one-at-a-time path ([`super::single::append_in`]), from
 //! [`super::rules`].
 
 use std::collections::HashMap;
@@ -9,10 +9,9 @@ use chrono::{DateTime, Duration, Utc};
 use entity::{cache_content_mapping, conversation_cache, message_cache};
 use sea_orm::{
     ColumnTrait, Condition, DatabaseTransaction, DbErr, EntityTrait, IntoActiveModel, QueryFilter,
-    TransactionTrait,
+    QueryOrder,
     sea_query::{CaseStatement, Expr, ExprTrait},
 };
-use tracing::warn;
 use uuid::Uuid;
 
 use super::{
@@ -22,13 +21,14 @@ use super::{
 };
 use crate::{
     service::{ServiceError, clock::now},
-    store::{BoxFuture, Merge, Write},
+    store::{Backend, BoxFuture, Decided, Merge, Write},
 };
 
 /// The merged kind of guest appends.
 pub struct GuestAppends {
     pub(super) retention: Duration,
     pub(super) limits: rules::GuestLimits,
+    pub(super) backend: Backend,
 }
 
 /// One guest append waiting for the writer.
@@ -44,63 +44,21 @@ impl Merge for GuestAppends {
     type Output = Stored;
     type Error = ServiceError;
 
-    fn run<'a>(
+    fn together<'a>(
         &'a self,
         txn: &'a DatabaseTransaction,
-        items: Vec<AppendItem>,
-    ) -> BoxFuture<'a, Vec<Result<Stored, ServiceError>>> {
-        Box::pin(async move {
-            let mut results: Vec<Option<Result<Stored, ServiceError>>> =
-                items.iter().map(|_| None).collect();
-            // The common case together, in a savepoint so that a failure leaves nothing behind.
-            match txn.begin().await {
-                Ok(savepoint) => match append_many(&savepoint, &items, self).await {
-                    Ok(done) => match savepoint.commit().await {
-                        Ok(()) => done.into_iter().for_each(|(i, r)| results[i] = Some(r)),
-                        Err(err) => warn!(error = %err, "merged guest appends not kept"),
-                    },
-                    Err(err) => {
-                        warn!(error = %err, "merged guest appends failed; storing one by one");
-                        let _ = savepoint.rollback().await;
-                    }
-                },
-                Err(err) => warn!(error = %err, "savepoint for merged guest appends failed"),
-            }
-            // The rest (writes to migrated guests, or all after a failed merge) one by one, each
-            // in its own savepoint: one failing write never takes the others with it.
-            let mut answers = Vec::with_capacity(items.len());
-            for (item, result) in items.into_iter().zip(results) {
-                answers.push(match result {
-                    Some(result) => result,
-                    None => append_alone(txn, item, self).await,
-                });
-            }
-            answers
-        })
+        items: &'a [AppendItem],
+    ) -> BoxFuture<'a, Decided<Stored, ServiceError>> {
+        Box::pin(append_many(txn, items, self))
     }
-}
 
-/// One item through the one-at-a-time path, inside a savepoint of the batch.
-async fn append_alone(
-    txn: &DatabaseTransaction,
-    item: AppendItem,
-    rules: &GuestAppends,
-) -> Result<Stored, ServiceError> {
-    let savepoint = txn.begin().await?;
-    let result = append_in(&savepoint, item.guest_id, item.holder, item.msg, rules).await;
-    match result {
-        Ok(Write::Commit(stored)) => {
-            savepoint.commit().await?;
-            Ok(stored)
-        }
-        Ok(Write::Discard(stored)) => {
-            savepoint.rollback().await?;
-            Ok(stored)
-        }
-        Err(err) => {
-            let _ = savepoint.rollback().await;
-            Err(err)
-        }
+    /// Writes to migrated guests, further conversations, and all after a failed merge.
+    fn alone<'a>(
+        &'a self,
+        txn: &'a DatabaseTransaction,
+        item: AppendItem,
+    ) -> BoxFuture<'a, Result<Write<Stored>, ServiceError>> {
+        Box::pin(append_in(txn, item.guest_id, item.holder, item.msg, self))
     }
 }
 
@@ -129,15 +87,17 @@ impl Batched {
 
 /// Stores the items: one query for the conversations, one for what the items could repeat, one
 /// multi-row `INSERT` for conversations claimed here, one `UPDATE` for every other counter, and
-/// one multi-row `INSERT` each for the messages and their ledger rows. The writer holds SQLite's
-/// write lock for the whole batch, so rows read here cannot change underneath. Returns
+/// one multi-row `INSERT` each for the messages and their ledger rows. Rows read here cannot
+/// change underneath: on SQLite the writer holds the one write lock, on PostgreSQL they are read
+/// `FOR UPDATE`, in guest-id order (the order every batch locks them in). Two claims of one new
+/// id race on its unique index: the loser's merge fails and its items go one by one. Returns
 /// `(index, result)` for the items it decided; writes to migrated guests are left to
 /// [`append_in`].
 async fn append_many(
     txn: &DatabaseTransaction,
     items: &[AppendItem],
     rules: &GuestAppends,
-) -> Result<Vec<(usize, Result<Stored, ServiceError>)>, DbErr> {
+) -> Decided<Stored, ServiceError> {
     let (retention, limits) = (rules.retention, rules.limits);
     let now = now();
     let mut guest_ids: Vec<&str> = items.iter().map(|i| i.guest_id.as_str()).collect();
@@ -146,8 +106,12 @@ async fn append_many(
     if guest_ids.is_empty() {
         return Ok(Vec::new());
     }
-    let mut guests: HashMap<String, Batched> = conversation_cache::Entity::find()
+    let held = conversation_cache::Entity::find()
         .filter(conversation_cache::Column::GuestId.is_in(guest_ids))
+        .order_by_asc(conversation_cache::Column::GuestId);
+    let mut guests: HashMap<String, Batched> = rules
+        .backend
+        .lock_rows(held)
         .all(txn)
         .await?
         .into_iter()

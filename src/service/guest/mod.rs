@@ -3,7 +3,7 @@
 //!
 //! - `rules`: what is valid, who may write, expiry, titles, retry detection (shared with the
 //!   account path).
-//! - `single`: one append in its own transaction; `batch`: appends merged by the SQLite writer.
+//! - `single`: one append in its own transaction; `batch`: appends merged by the group commit.
 //! - `sql`: the rows and statements both paths are made of.
 
 mod access;
@@ -103,7 +103,7 @@ pub struct GuestService {
     /// Guests whose read was recorded lately: a read moves `accessed_at` and the expiry at most
     /// once per [`rules::expiry_slack`].
     recently_read: moka::future::Cache<String, ()>,
-    /// SQLite: appends are merged in the group commit. PostgreSQL: each in its own transaction.
+    /// Appends are merged in the group commit (`None` only without a writer).
     appends: Option<Arc<MergeLane<GuestAppends>>>,
 }
 
@@ -133,6 +133,7 @@ impl GuestService {
         let appends = store.merge_lane(GuestAppends {
             retention,
             limits: lifetimes.limits,
+            backend: store.backend(),
         });
         let recently_read = moka::future::Cache::builder()
             .max_capacity(100_000)
@@ -281,6 +282,7 @@ impl GuestService {
                     let rules = GuestAppends {
                         retention: self.retention,
                         limits: self.limits,
+                        backend: self.store.backend(),
                     };
                     self.store
                         .write(move |txn| {

@@ -1,0 +1,195 @@
+//! Account appends merged by the group-commit writer: the appends waiting in a batch are stored
+//! with one read of their conversations (locked on PostgreSQL), one `UPDATE` of the counters and
+//! one multi-row `INSERT` of the messages. What needs a look at stored messages — a retry key to
+//! check, a parent to find — or a recount with the conversation's model goes one at a time
+//! ([`add_message_in`]), as does everything when the merge fails.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use entity::{conversations, messages};
+use sea_orm::{
+    ColumnTrait, DatabaseTransaction, DbErr, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder,
+    sea_query::{CaseStatement, Expr, ExprTrait},
+};
+use uuid::Uuid;
+
+use super::{
+    NewAccountMessage,
+    messages::{add_message_in, message_row},
+};
+use crate::{
+    service::{ServiceError, clock::now, guest::rules, tokenize::Encoding},
+    store::{Backend, BoxFuture, Decided, Merge, Write},
+};
+
+/// The merged kind of account appends.
+pub struct AccountAppends {
+    pub(super) backend: Backend,
+}
+
+/// One account append waiting for the writer.
+pub struct AccountItem {
+    pub(super) user_id: Uuid,
+    pub(super) conversation_id: Uuid,
+    pub(super) msg: NewAccountMessage,
+    /// The encoding its tokens were counted with (none: the client gave them).
+    pub(super) counted_with: Option<Encoding>,
+}
+
+impl Merge for AccountAppends {
+    type Item = AccountItem;
+    type Output = (messages::Model, bool);
+    type Error = ServiceError;
+
+    fn together<'a>(
+        &'a self,
+        txn: &'a DatabaseTransaction,
+        items: &'a [AccountItem],
+    ) -> BoxFuture<'a, Decided<Self::Output, ServiceError>> {
+        Box::pin(append_many(txn, self.backend, items))
+    }
+
+    fn alone<'a>(
+        &'a self,
+        txn: &'a DatabaseTransaction,
+        item: AccountItem,
+    ) -> BoxFuture<'a, Result<Write<Self::Output>, ServiceError>> {
+        Box::pin(add_message_in(
+            txn,
+            item.user_id,
+            item.conversation_id,
+            item.msg,
+            item.counted_with,
+        ))
+    }
+}
+
+/// True when `item` can be stored without reading stored messages or counting again.
+fn plain(item: &AccountItem, conversation: &conversations::Model) -> bool {
+    let msg = &item.msg;
+    let recount = item.counted_with.is_some_and(|used| {
+        msg.model_used.is_none() && used != Encoding::for_model(conversation.model_used.as_deref())
+    });
+    conversation.user_id == item.user_id
+        && msg.parent_message_id.is_none()
+        && rules::retry_key(&msg.message).is_none()
+        && !recount
+}
+
+async fn append_many(
+    txn: &DatabaseTransaction,
+    backend: Backend,
+    items: &[AccountItem],
+) -> Decided<(messages::Model, bool), ServiceError> {
+    let at = now();
+    let mut ids: Vec<Uuid> = items.iter().map(|i| i.conversation_id).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    // Read in id order, the order every batch locks them in.
+    let found = conversations::Entity::find()
+        .filter(conversations::Column::Id.is_in(ids))
+        .filter(conversations::Column::Status.ne("deleted"))
+        .order_by_asc(conversations::Column::Id);
+    let mut held: HashMap<Uuid, conversations::Model> = backend
+        .lock_rows(found)
+        .all(txn)
+        .await?
+        .into_iter()
+        .map(|c| (c.id, c))
+        .collect();
+    let mut written: Vec<Uuid> = Vec::new();
+    let mut rows = Vec::new();
+    let mut done = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        let Some(conversation) = held.get_mut(&item.conversation_id) else {
+            continue; // not found (or not live): the one-at-a-time path says so
+        };
+        if !plain(item, conversation) {
+            continue;
+        }
+        let tokens = i64::from(item.msg.message.tokens.unwrap_or(0));
+        conversation.message_count += 1;
+        conversation.last_index += 1;
+        conversation.token_count += tokens;
+        conversation.last_message_at = Some(later(conversation.last_message_at, at));
+        if !written.contains(&conversation.id) {
+            written.push(conversation.id);
+        }
+        let row = message_row(
+            item.user_id,
+            conversation.id,
+            conversation.last_index,
+            item.msg.clone(),
+            at,
+        );
+        done.push((i, Ok((row.clone(), false))));
+        rows.push(row.into_active_model());
+    }
+    if rows.is_empty() {
+        return Ok(done);
+    }
+    let changed: Vec<&conversations::Model> = written.iter().map(|id| &held[id]).collect();
+    update_counters(txn, &changed, at).await?;
+    messages::Entity::insert_many(rows)
+        .exec_without_returning(txn)
+        .await?;
+    Ok(done)
+}
+
+/// A conversation's last activity after a message written `at`: never backwards, the rule of the
+/// one-at-a-time path's `CASE`.
+fn later(last: Option<DateTime<Utc>>, at: DateTime<Utc>) -> DateTime<Utc> {
+    last.map_or(at, |last| Ord::max(last, at))
+}
+
+/// One `UPDATE` setting each written conversation's counters to what the batch made them.
+async fn update_counters(
+    txn: &DatabaseTransaction,
+    changed: &[&conversations::Model],
+    at: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    let id = || Expr::col(conversations::Column::Id);
+    let case = |column: conversations::Column, value: &dyn Fn(&conversations::Model) -> Expr| {
+        changed
+            .iter()
+            .fold(CaseStatement::new(), |case, c| {
+                case.case(id().eq(c.id), value(c))
+            })
+            .finally(Expr::col(column))
+    };
+    conversations::Entity::update_many()
+        .col_expr(
+            conversations::Column::MessageCount,
+            case(conversations::Column::MessageCount, &|c| {
+                Expr::value(c.message_count)
+            })
+            .into(),
+        )
+        .col_expr(
+            conversations::Column::LastIndex,
+            case(conversations::Column::LastIndex, &|c| {
+                Expr::value(c.last_index)
+            })
+            .into(),
+        )
+        .col_expr(
+            conversations::Column::TokenCount,
+            case(conversations::Column::TokenCount, &|c| {
+                Expr::value(c.token_count)
+            })
+            .into(),
+        )
+        .col_expr(
+            conversations::Column::LastMessageAt,
+            case(conversations::Column::LastMessageAt, &|c| {
+                Expr::value(c.last_message_at)
+            })
+            .into(),
+        )
+        .col_expr(conversations::Column::UpdatedAt, Expr::value(at))
+        .filter(conversations::Column::Id.is_in(changed.iter().map(|c| c.id)))
+        .exec(txn)
+        .await?;
+    Ok(())
+}
