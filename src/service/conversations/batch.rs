@@ -9,7 +9,8 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use entity::{conversations, messages};
 use sea_orm::{
-    ColumnTrait, DatabaseTransaction, DbErr, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder,
+    ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, IntoActiveModel, QueryFilter,
+    QueryOrder, QueryTrait, UpdateMany,
     sea_query::{CaseStatement, Expr, ExprTrait},
 };
 use uuid::Uuid;
@@ -130,10 +131,12 @@ async fn append_many(
         return Ok(done);
     }
     let changed: Vec<&conversations::Model> = written.iter().map(|id| &held[id]).collect();
-    update_counters(txn, &changed, at).await?;
-    messages::Entity::insert_many(rows)
-        .exec_without_returning(txn)
-        .await?;
+    let db = txn.get_database_backend();
+    let statements = vec![
+        update_counters(&changed, at).build(db),
+        messages::Entity::insert_many(rows).build(db),
+    ];
+    backend.execute_all(txn, statements).await?;
     Ok(done)
 }
 
@@ -144,11 +147,10 @@ fn later(last: Option<DateTime<Utc>>, at: DateTime<Utc>) -> DateTime<Utc> {
 }
 
 /// One `UPDATE` setting each written conversation's counters to what the batch made them.
-async fn update_counters(
-    txn: &DatabaseTransaction,
+fn update_counters(
     changed: &[&conversations::Model],
     at: DateTime<Utc>,
-) -> Result<(), DbErr> {
+) -> UpdateMany<conversations::Entity> {
     let id = || Expr::col(conversations::Column::Id);
     let case = |column: conversations::Column, value: &dyn Fn(&conversations::Model) -> Expr| {
         changed
@@ -189,7 +191,4 @@ async fn update_counters(
         )
         .col_expr(conversations::Column::UpdatedAt, Expr::value(at))
         .filter(conversations::Column::Id.is_in(changed.iter().map(|c| c.id)))
-        .exec(txn)
-        .await?;
-    Ok(())
 }

@@ -8,8 +8,8 @@ use std::collections::HashMap;
 use chrono::{DateTime, Duration, Utc};
 use entity::{cache_content_mapping, conversation_cache, message_cache};
 use sea_orm::{
-    ColumnTrait, Condition, DatabaseTransaction, DbErr, EntityTrait, IntoActiveModel, QueryFilter,
-    QueryOrder,
+    ColumnTrait, Condition, ConnectionTrait, DatabaseTransaction, EntityTrait, IntoActiveModel,
+    QueryFilter, QueryOrder, QueryTrait, UpdateMany,
     sea_query::{CaseStatement, Expr, ExprTrait},
 };
 use uuid::Uuid;
@@ -221,26 +221,24 @@ async fn append_many(
         .exec_without_returning(txn)
         .await?;
     }
+    let db = txn.get_database_backend();
+    let mut statements = Vec::with_capacity(3);
     if !known.is_empty() {
-        update_counters(txn, &known, now, retention).await?;
+        statements.push(update_counters(&known, now, retention).build(db));
     }
-    message_cache::Entity::insert_many(rows)
-        .exec_without_returning(txn)
-        .await?;
-    cache_content_mapping::Entity::insert_many(ledger)
-        .exec_without_returning(txn)
-        .await?;
+    statements.push(message_cache::Entity::insert_many(rows).build(db));
+    statements.push(cache_content_mapping::Entity::insert_many(ledger).build(db));
+    rules.backend.execute_all(txn, statements).await?;
     Ok(done)
 }
 
-/// One `UPDATE` for the counters, access times, expiries (moved only when they lag, the same
+/// The one `UPDATE` for the counters, access times, expiries (moved only when they lag, the same
 /// rule as a single append) and first titles of the stored conversations a batch wrote to.
-async fn update_counters(
-    txn: &DatabaseTransaction,
+fn update_counters(
     written: &[&Batched],
     now: DateTime<Utc>,
     retention: Duration,
-) -> Result<(), DbErr> {
+) -> UpdateMany<conversation_cache::Entity> {
     let id = || Expr::col(conversation_cache::Column::Id);
     let counts = written
         .iter()
@@ -284,9 +282,5 @@ async fn update_counters(
             .finally(Expr::col(conversation_cache::Column::Title));
         update = update.col_expr(conversation_cache::Column::Title, case.into());
     }
-    update
-        .filter(conversation_cache::Column::Id.is_in(written.iter().map(|g| g.row.id)))
-        .exec(txn)
-        .await?;
-    Ok(())
+    update.filter(conversation_cache::Column::Id.is_in(written.iter().map(|g| g.row.id)))
 }
