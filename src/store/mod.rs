@@ -169,18 +169,18 @@ impl Store {
                         .pragma("wal_autocheckpoint", "0")
                 });
             let writer_db = Database::connect(options).await?;
-            let writer = store.spawn_writer(writer_db, true);
+            let writer = store.spawn_writer(writer_db);
             tokio::spawn(checkpoint_wal(db, writer.health_handle()));
             store.writer = Some(writer);
         } else {
             // Each batch takes a pooled connection: a reconnect after the server restarts is
             // the pool's, as for every other write.
-            store.writer = Some(store.spawn_writer(db, false));
+            store.writer = Some(store.spawn_writer(db));
         }
         Ok(store)
     }
 
-    fn spawn_writer(&self, db: DatabaseConnection, own_thread: bool) -> Writer {
+    fn spawn_writer(&self, db: DatabaseConnection) -> Writer {
         let opener = self.clone();
         Writer::spawn(
             db,
@@ -188,7 +188,6 @@ impl Store {
                 let opener = opener.clone();
                 Box::pin(async move { opener.begin_write_on(&db).await })
             }),
-            own_thread,
         )
     }
 

@@ -168,11 +168,8 @@ pub struct Writer {
 }
 
 impl Writer {
-    /// Starts the writer task; `begin` opens the batch transaction. `own_thread`: the task runs
-    /// on a thread of its own (SQLite), so that between its statements — each a round trip to
-    /// the connection's thread — it never waits behind request tasks for a turn on the
-    /// runtime's workers: under load those waits, not SQLite, were most of a batch's time.
-    pub fn spawn(db: DatabaseConnection, begin: Box<Begin>, own_thread: bool) -> Self {
+    /// Starts the writer task; `begin` opens the batch transaction.
+    pub fn spawn(db: DatabaseConnection, begin: Box<Begin>) -> Self {
         let (queue, rx) = mpsc::channel::<Job>(8192);
         let health = Arc::new(WriterHealth::default());
         let task = BatchRunner {
@@ -181,32 +178,7 @@ impl Writer {
             health: health.clone(),
             panic_point: Failpoint::from_env("writer_job_panic"),
         };
-        let work = task.serve(rx);
-        let on_thread = own_thread
-            .then(|| {
-                tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-            })
-            .and_then(|built| {
-                built
-                    .inspect_err(|e| error!(error = %e, "writer runtime"))
-                    .ok()
-            });
-        match on_thread {
-            Some(runtime) => {
-                let spawned = std::thread::Builder::new()
-                    .name("genesis-writer".into())
-                    .spawn(move || runtime.block_on(work));
-                if let Err(err) = spawned {
-                    error!(error = %err, "could not start the writer thread");
-                    health.stopped.store(true, Ordering::Release);
-                }
-            }
-            None => {
-                tokio::spawn(work);
-            }
-        }
+        tokio::spawn(task.serve(rx));
         Self { queue, health }
     }
 
