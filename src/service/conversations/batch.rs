@@ -151,44 +151,25 @@ fn update_counters(
     changed: &[&conversations::Model],
     at: DateTime<Utc>,
 ) -> UpdateMany<conversations::Entity> {
-    let id = || Expr::col(conversations::Column::Id);
-    let case = |column: conversations::Column, value: &dyn Fn(&conversations::Model) -> Expr| {
-        changed
+    use conversations::Column;
+    type Value = fn(&conversations::Model) -> Expr;
+    let counters: [(Column, Value); 4] = [
+        (Column::MessageCount, |c| Expr::value(c.message_count)),
+        (Column::LastIndex, |c| Expr::value(c.last_index)),
+        (Column::TokenCount, |c| Expr::value(c.token_count)),
+        (Column::LastMessageAt, |c| Expr::value(c.last_message_at)),
+    ];
+    let mut update = conversations::Entity::update_many();
+    for (column, value) in counters {
+        let case = changed
             .iter()
             .fold(CaseStatement::new(), |case, c| {
-                case.case(id().eq(c.id), value(c))
+                case.case(Expr::col(Column::Id).eq(c.id), value(c))
             })
-            .finally(Expr::col(column))
-    };
-    conversations::Entity::update_many()
-        .col_expr(
-            conversations::Column::MessageCount,
-            case(conversations::Column::MessageCount, &|c| {
-                Expr::value(c.message_count)
-            })
-            .into(),
-        )
-        .col_expr(
-            conversations::Column::LastIndex,
-            case(conversations::Column::LastIndex, &|c| {
-                Expr::value(c.last_index)
-            })
-            .into(),
-        )
-        .col_expr(
-            conversations::Column::TokenCount,
-            case(conversations::Column::TokenCount, &|c| {
-                Expr::value(c.token_count)
-            })
-            .into(),
-        )
-        .col_expr(
-            conversations::Column::LastMessageAt,
-            case(conversations::Column::LastMessageAt, &|c| {
-                Expr::value(c.last_message_at)
-            })
-            .into(),
-        )
-        .col_expr(conversations::Column::UpdatedAt, Expr::value(at))
+            .finally(Expr::col(column));
+        update = update.col_expr(column, case.into());
+    }
+    update
+        .col_expr(Column::UpdatedAt, Expr::value(at))
         .filter(conversations::Column::Id.is_in(changed.iter().map(|c| c.id)))
 }
