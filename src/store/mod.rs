@@ -297,9 +297,9 @@ impl Store {
     }
 
     /// A lane for writes of kind `M`, which the group-commit writer stores together (one
-    /// transaction per batch, on either database); `None` when there is no writer.
-    pub fn merge_lane<M: Merge>(&self, merge: M) -> Option<std::sync::Arc<MergeLane<M>>> {
-        self.writer.as_ref().map(|_| MergeLane::new(merge))
+    /// transaction per batch, on either database).
+    pub fn merge_lane<M: Merge>(&self, merge: M) -> std::sync::Arc<MergeLane<M>> {
+        MergeLane::new(merge)
     }
 
     /// Stores `item` together with the other items of its lane waiting in the group commit.

@@ -139,24 +139,13 @@ impl ConversationService {
     ) -> Result<(messages::Model, bool), ServiceError> {
         let owned = msg.clone();
         let started = std::time::Instant::now();
-        let written = match &self.appends {
-            Some(lane) => {
-                let item = AccountItem {
-                    user_id,
-                    conversation_id: id,
-                    msg: owned,
-                    counted_with,
-                };
-                self.store.write_merged(lane, item).await
-            }
-            None => {
-                self.store
-                    .write(move |txn| {
-                        Box::pin(add_message_in(txn, user_id, id, owned, counted_with))
-                    })
-                    .await
-            }
+        let item = AccountItem {
+            user_id,
+            conversation_id: id,
+            msg: owned,
+            counted_with,
         };
+        let written = self.store.write_merged(&self.appends, item).await;
         self.metrics
             .timed(Layer::Main, Op::Write, started, &written);
         let (stored, duplicate) = written?;

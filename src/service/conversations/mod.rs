@@ -89,8 +89,8 @@ pub struct NewAccountMessage {
 #[derive(Clone)]
 pub struct ConversationService {
     store: Store,
-    /// Appends merged in the group commit (`None` only without a writer).
-    appends: Option<Arc<MergeLane<AccountAppends>>>,
+    /// Appends, merged in the group commit.
+    appends: Arc<MergeLane<AccountAppends>>,
     usage: Arc<UsageCounters>,
     metrics: Arc<CacheMetrics>,
     embeddings: Embeddings,

@@ -98,13 +98,12 @@ pub struct GuestService {
     embeddings: Embeddings,
     max_message_bytes: usize,
     retention: Duration,
-    limits: GuestLimits,
     session_ttl: Duration,
     /// Guests whose read was recorded lately: a read moves `accessed_at` and the expiry at most
     /// once per [`rules::expiry_slack`].
     recently_read: moka::future::Cache<String, ()>,
-    /// Appends are merged in the group commit (`None` only without a writer).
-    appends: Option<Arc<MergeLane<GuestAppends>>>,
+    /// Appends, merged in the group commit.
+    appends: Arc<MergeLane<GuestAppends>>,
 }
 
 /// How long guests are kept.
@@ -148,7 +147,6 @@ impl GuestService {
             embeddings: Embeddings::disabled(),
             max_message_bytes,
             retention,
-            limits: lifetimes.limits,
             session_ttl: chrono(lifetimes.session_ttl),
             recently_read,
             appends,
@@ -269,30 +267,12 @@ impl GuestService {
         let started = Instant::now();
         let stored = loop {
             let (id, m) = (key.clone(), msg.clone());
-            let result = match &self.appends {
-                Some(lane) => {
-                    let item = AppendItem {
-                        guest_id: id,
-                        holder,
-                        msg: m,
-                    };
-                    self.store.write_merged(lane, item).await
-                }
-                None => {
-                    let rules = GuestAppends {
-                        retention: self.retention,
-                        limits: self.limits,
-                        backend: self.store.backend(),
-                    };
-                    self.store
-                        .write(move |txn| {
-                            Box::pin(
-                                async move { single::append_in(txn, id, holder, m, &rules).await },
-                            )
-                        })
-                        .await
-                }
+            let item = AppendItem {
+                guest_id: id,
+                holder,
+                msg: m,
             };
+            let result = self.store.write_merged(&self.appends, item).await;
             match result {
                 Err(ServiceError::Contended(err)) if attempt < WRITE_RETRIES => {
                     attempt += 1;
