@@ -61,7 +61,6 @@ impl Backend {
         }
     }
 
-    /// The `n`-th bind parameter in raw SQL: `$n` on PostgreSQL, `?` on SQLite.
     /// Adds `FOR SHARE` on PostgreSQL: the rows cannot be deleted until this transaction ends.
     /// SQLite needs nothing: its writes are serialised.
     pub fn share_rows<Q: QuerySelect>(self, query: Q) -> Q {
@@ -71,6 +70,7 @@ impl Backend {
         }
     }
 
+    /// The `n`-th bind parameter in raw SQL: `$n` on PostgreSQL, `?` on SQLite.
     pub fn param(self, n: usize) -> String {
         match self {
             Backend::Postgres => format!("${n}"),
