@@ -6,12 +6,16 @@ use chrono::{DateTime, Utc};
 use entity::{cache_content_mapping, conversation_cache, conversations, message_cache, messages};
 use sea_orm::{
     ActiveValue::Set,
-    ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder,
+    ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder,
+    QueryTrait, UpdateMany,
     sea_query::{Expr, ExprTrait, Query},
 };
 use uuid::Uuid;
 
-use crate::service::{ServiceError, checksum, digest::sha256_hex};
+use crate::{
+    service::{ServiceError, checksum, digest::sha256_hex},
+    store::Backend,
+};
 
 /// A conversation copied into the account.
 pub(super) struct Copied {
@@ -28,6 +32,7 @@ pub(super) struct Copied {
 /// written) when it holds no message.
 pub(super) async fn copy_one(
     txn: &DatabaseTransaction,
+    backend: Backend,
     user_id: Uuid,
     cached: &conversation_cache::Model,
     at: DateTime<Utc>,
@@ -42,39 +47,42 @@ pub(super) async fn copy_one(
     }
     let conversation_id = Uuid::now_v7();
     let tokens: i64 = rows.iter().map(|m| i64::from(m.tokens.unwrap_or(0))).sum();
-    conversations::Entity::insert(conversations::ActiveModel {
-        id: Set(conversation_id),
-        user_id: Set(user_id),
-        title: Set(cached
-            .title
-            .clone()
-            .unwrap_or_else(|| "Guest conversation".into())),
-        description: Set(None),
-        agent_type: Set("text-generation".into()),
-        model_used: Set(None),
-        system_prompt: Set(None),
-        temperature: Set(None),
-        max_tokens: Set(None),
-        status: Set("active".into()),
-        message_count: Set(rows.len() as i64),
-        last_index: Set(rows.last().map_or(0, |m| m.sequence)),
-        token_count: Set(tokens),
-        is_public: Set(false),
-        is_shared: Set(false),
-        tags: Set(serde_json::json!([])),
-        last_message_at: Set(rows.last().map(|m| m.created_at)),
-        created_at: Set(cached.created_at),
-        updated_at: Set(at),
-        // The guest's id for its first conversation; `{guest_id}~{conversation}` for one it
-        // started later (unique: each cache conversation moves once).
-        origin_guest_id: Set(Some(cached.guest_id.clone())),
-        imported_from: Set(None),
-    })
-    .exec_without_returning(txn)
-    .await?;
+    let db = txn.get_database_backend();
+    // The writes go together (one call on SQLite: one round trip instead of one each).
+    let mut writes = vec![
+        conversations::Entity::insert(conversations::ActiveModel {
+            id: Set(conversation_id),
+            user_id: Set(user_id),
+            title: Set(cached
+                .title
+                .clone()
+                .unwrap_or_else(|| "Guest conversation".into())),
+            description: Set(None),
+            agent_type: Set("text-generation".into()),
+            model_used: Set(None),
+            system_prompt: Set(None),
+            temperature: Set(None),
+            max_tokens: Set(None),
+            status: Set("active".into()),
+            message_count: Set(rows.len() as i64),
+            last_index: Set(rows.last().map_or(0, |m| m.sequence)),
+            token_count: Set(tokens),
+            is_public: Set(false),
+            is_shared: Set(false),
+            tags: Set(serde_json::json!([])),
+            last_message_at: Set(rows.last().map(|m| m.created_at)),
+            created_at: Set(cached.created_at),
+            updated_at: Set(at),
+            // The guest's id for its first conversation; `{guest_id}~{conversation}` for one it
+            // started later (unique: each cache conversation moves once).
+            origin_guest_id: Set(Some(cached.guest_id.clone())),
+            imported_from: Set(None),
+        })
+        .build(db),
+    ];
     // The account's message keeps the id the guest was given: retries and links still work.
     for chunk in rows.chunks(200) {
-        messages::Entity::insert_many(chunk.iter().map(|m| messages::ActiveModel {
+        let copies = messages::Entity::insert_many(chunk.iter().map(|m| messages::ActiveModel {
             id: Set(m.id),
             conversation_id: Set(conversation_id),
             user_id: Set(user_id),
@@ -97,9 +105,8 @@ pub(super) async fn copy_one(
             idempotency_key: Set(m.idempotency_key.clone()),
             tool_call_id: Set(m.tool_call_id.clone()),
             tool_calls: Set(m.tool_calls.clone()),
-        }))
-        .exec_without_returning(txn)
-        .await?;
+        }));
+        writes.push(copies.build(db));
     }
     let user = user_id.to_string();
     let cache_ids = Query::select()
@@ -107,7 +114,7 @@ pub(super) async fn copy_one(
         .from(message_cache::Entity)
         .and_where(Expr::col(message_cache::Column::ConversationId).eq(cached.id))
         .to_owned();
-    cache_content_mapping::Entity::update_many()
+    let synced = cache_content_mapping::Entity::update_many()
         .col_expr(
             cache_content_mapping::Column::MainId,
             Expr::col(cache_content_mapping::Column::CacheId),
@@ -119,10 +126,10 @@ pub(super) async fn copy_one(
         )
         .col_expr(cache_content_mapping::Column::UserId, Expr::value(user))
         .filter(cache_content_mapping::Column::CacheType.eq("message"))
-        .filter(cache_content_mapping::Column::CacheId.in_subquery(cache_ids))
-        .exec(txn)
-        .await?;
-    reown(txn, cached.id, user_id, conversation_id, at).await?;
+        .filter(cache_content_mapping::Column::CacheId.in_subquery(cache_ids));
+    writes.push(synced.build(db));
+    writes.push(reown(cached.id, user_id, conversation_id, at).build(db));
+    backend.execute_all(txn, writes).await?;
     Ok(Some(Copied {
         conversation_id,
         cache_id: cached.id,
@@ -135,13 +142,12 @@ pub(super) async fn copy_one(
 }
 
 /// The cache conversation `id` now belongs to the user and points at its copy.
-async fn reown(
-    txn: &DatabaseTransaction,
+fn reown(
     id: Uuid,
     user_id: Uuid,
     main: Uuid,
     at: DateTime<Utc>,
-) -> Result<(), ServiceError> {
+) -> UpdateMany<conversation_cache::Entity> {
     let user = user_id.to_string();
     conversation_cache::Entity::update_many()
         .col_expr(
@@ -162,9 +168,6 @@ async fn reown(
         )
         .col_expr(conversation_cache::Column::AccessedAt, Expr::value(at))
         .filter(conversation_cache::Column::Id.eq(id))
-        .exec(txn)
-        .await?;
-    Ok(())
 }
 
 /// After the copies: the guest's record (its first conversation, `moving[0]`) is closed even
@@ -182,7 +185,9 @@ pub(super) async fn close_guest(
         return Ok(());
     };
     if !is_copied(record.id) {
-        reown(txn, record.id, user_id, first.conversation_id, at).await?;
+        reown(record.id, user_id, first.conversation_id, at)
+            .exec(txn)
+            .await?;
     }
     let empty: Vec<Uuid> = moving[1..]
         .iter()

@@ -264,7 +264,7 @@ async fn migrate_in(
     let mut copied = Vec::new();
     for conversation in &moving {
         // A conversation that holds nothing creates none in the account.
-        if let Some(done) = copy::copy_one(txn, user_id, conversation, at).await? {
+        if let Some(done) = copy::copy_one(txn, backend, user_id, conversation, at).await? {
             copied.push(done);
         }
         if fail && !copied.is_empty() {
