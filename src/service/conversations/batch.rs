@@ -1,23 +1,24 @@
 //! Account appends merged by the group-commit writer: the appends waiting in a batch are stored
-//! with one read of their conversations (locked on PostgreSQL), one `UPDATE` of the counters and
-//! one multi-row `INSERT` of the messages. What needs a look at stored messages — a retry key to
-//! check, a parent to find — or a recount with the conversation's model goes one at a time
-//! ([`add_message_in`]), as does everything when the merge fails.
+//! with one read of their conversations (locked on PostgreSQL), one read of the messages those
+//! with a retry key (or client timestamp) may repeat, one `UPDATE` of the counters and one
+//! multi-row `INSERT` of the messages. An append naming a parent, or needing a recount with the
+//! conversation's model, goes one at a time ([`add_message_in`]), as does everything when the
+//! merge fails.
 
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use entity::{conversations, messages};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, IntoActiveModel, QueryFilter,
-    QueryOrder, QueryTrait, UpdateMany,
+    ColumnTrait, Condition, ConnectionTrait, DatabaseTransaction, EntityTrait, IntoActiveModel,
+    QueryFilter, QueryOrder, QueryTrait, UpdateMany,
     sea_query::{CaseStatement, Expr, ExprTrait},
 };
 use uuid::Uuid;
 
 use super::{
     NewAccountMessage,
-    messages::{add_message_in, message_row},
+    messages::{add_message_in, message_row, retry_probe},
 };
 use crate::{
     service::{ServiceError, clock::now, guest::rules, tokenize::Encoding},
@@ -66,16 +67,13 @@ impl Merge for AccountAppends {
     }
 }
 
-/// True when `item` can be stored without reading stored messages or counting again.
+/// True when `item` is its user's and can be stored without finding a parent or counting again.
 fn plain(item: &AccountItem, conversation: &conversations::Model) -> bool {
     let msg = &item.msg;
     let recount = item.counted_with.is_some_and(|used| {
         msg.model_used.is_none() && used != Encoding::for_model(conversation.model_used.as_deref())
     });
-    conversation.user_id == item.user_id
-        && msg.parent_message_id.is_none()
-        && rules::retry_key(&msg.message).is_none()
-        && !recount
+    conversation.user_id == item.user_id && msg.parent_message_id.is_none() && !recount
 }
 
 async fn append_many(
@@ -99,6 +97,18 @@ async fn append_many(
         .into_iter()
         .map(|c| (c.id, c))
         .collect();
+    // What the items may repeat: asked only for the user's own conversations.
+    let probes: Vec<Condition> = items
+        .iter()
+        .filter(|i| held.get(&i.conversation_id).is_some_and(|c| plain(i, c)))
+        .filter_map(|i| retry_probe(i.conversation_id, &i.msg.message))
+        .collect();
+    let mut earlier = if probes.is_empty() {
+        Vec::new()
+    } else {
+        let any = probes.into_iter().fold(Condition::any(), Condition::add);
+        messages::Entity::find().filter(any).all(txn).await?
+    };
     let mut written: Vec<Uuid> = Vec::new();
     let mut rows = Vec::new();
     let mut done = Vec::new();
@@ -108,6 +118,20 @@ async fn append_many(
         };
         if !plain(item, conversation) {
             continue;
+        }
+        let mine = earlier
+            .iter()
+            .filter(|m| m.conversation_id == item.conversation_id);
+        match rules::repeated(mine, &item.msg.message) {
+            Some(Ok(original)) => {
+                done.push((i, Ok((original.clone(), true))));
+                continue;
+            }
+            Some(Err(err)) => {
+                done.push((i, Err(err)));
+                continue;
+            }
+            None => {}
         }
         let tokens = i64::from(item.msg.message.tokens.unwrap_or(0));
         conversation.message_count += 1;
@@ -125,6 +149,9 @@ async fn append_many(
             at,
         );
         done.push((i, Ok((row.clone(), false))));
+        if row.idempotency_key.is_some() || row.client_timestamp.is_some() {
+            earlier.push(row.clone()); // a retry later in this batch finds it
+        }
         rows.push(row.into_active_model());
     }
     if rows.is_empty() {

@@ -279,27 +279,34 @@ pub(super) fn message_row(
     }
 }
 
+/// The stored messages of conversation `id` that `msg` may repeat (`None`: it cannot repeat
+/// one — no retry key, no client timestamp).
+pub(super) fn retry_probe(id: Uuid, msg: &NewMessage) -> Option<Condition> {
+    let same_conversation = messages::Column::ConversationId.eq(id);
+    Some(match rules::retry_key(msg)? {
+        RetryKey::Key(key) => Condition::all()
+            .add(same_conversation)
+            .add(messages::Column::IdempotencyKey.eq(key)),
+        RetryKey::Same {
+            role,
+            content_md5,
+            timestamp,
+        } => Condition::all()
+            .add(same_conversation)
+            .add(messages::Column::Role.eq(role))
+            .add(messages::Column::ContentHash.eq(content_md5))
+            .add(messages::Column::ClientTimestamp.eq(timestamp)),
+    })
+}
+
 /// The stored message this write repeats, if any (see [`rules::repeated`]).
 async fn find_retry(
     txn: &DatabaseTransaction,
     id: Uuid,
     msg: &NewMessage,
 ) -> Result<Option<messages::Model>, ServiceError> {
-    let same_conversation = messages::Column::ConversationId.eq(id);
-    let probe = match rules::retry_key(msg) {
-        None => return Ok(None),
-        Some(RetryKey::Key(key)) => Condition::all()
-            .add(same_conversation)
-            .add(messages::Column::IdempotencyKey.eq(key)),
-        Some(RetryKey::Same {
-            role,
-            content_md5,
-            timestamp,
-        }) => Condition::all()
-            .add(same_conversation)
-            .add(messages::Column::Role.eq(role))
-            .add(messages::Column::ContentHash.eq(content_md5))
-            .add(messages::Column::ClientTimestamp.eq(timestamp)),
+    let Some(probe) = retry_probe(id, msg) else {
+        return Ok(None);
     };
     let candidates = messages::Entity::find().filter(probe).all(txn).await?;
     rules::repeated(&candidates, msg)
