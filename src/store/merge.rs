@@ -26,8 +26,10 @@ pub trait Merge: Send + Sync + 'static {
     type Output: Send + 'static;
     type Error: StoreError;
 
-    /// Stores what it can of `items` together. Runs in a savepoint: on `Err` none of it is
-    /// kept and every item goes to [`Merge::alone`]. The items it leaves undecided go there too.
+    /// Stores what it can of `items` together. On `Err` none of it is kept and every item goes
+    /// to [`Merge::alone`]; the items it leaves undecided go there too. Where a failed statement
+    /// aborts the transaction (PostgreSQL) it runs in a savepoint; elsewhere (SQLite) it must
+    /// keep all or nothing itself: its writes go as one `Backend::execute_atomically`.
     fn together<'a>(
         &'a self,
         txn: &'a DatabaseTransaction,
@@ -46,6 +48,8 @@ pub trait Merge: Send + Sync + 'static {
 /// The queue of one [`Merge`] kind. Callers push items here and signal the writer.
 pub struct MergeLane<M: Merge> {
     merge: M,
+    /// `together` runs in a savepoint (where a failed statement aborts the transaction).
+    guarded: bool,
     pending: Mutex<Vec<Pending<M>>>,
 }
 
@@ -55,9 +59,10 @@ struct Pending<M: Merge> {
 }
 
 impl<M: Merge> MergeLane<M> {
-    pub fn new(merge: M) -> Arc<Self> {
+    pub fn new(merge: M, guarded: bool) -> Arc<Self> {
         Arc::new(Self {
             merge,
+            guarded,
             pending: Mutex::new(Vec::new()),
         })
     }
@@ -84,6 +89,14 @@ impl<M: Merge> MergeLane<M> {
     ) -> Vec<Result<M::Output, M::Error>> {
         let mut results: Vec<Option<Result<M::Output, M::Error>>> =
             items.iter().map(|_| None).collect();
+        if !self.guarded {
+            // All or nothing by itself: no savepoint's two round trips.
+            match self.merge.together(txn, &items).await {
+                Ok(done) => done.into_iter().for_each(|(i, r)| results[i] = Some(r)),
+                Err(err) => warn!(error = %err, "merged writes failed; storing one by one"),
+            }
+            return self.rest_alone(txn, items, results).await;
+        }
         match txn.begin().await {
             Ok(savepoint) => match self.merge.together(&savepoint, &items).await {
                 Ok(done) => match savepoint.commit().await {
@@ -97,6 +110,16 @@ impl<M: Merge> MergeLane<M> {
             },
             Err(err) => warn!(error = %err, "savepoint for merged writes failed"),
         }
+        self.rest_alone(txn, items, results).await
+    }
+
+    /// The answers: `results` where decided, else each item stored alone.
+    async fn rest_alone(
+        &self,
+        txn: &DatabaseTransaction,
+        items: Vec<M::Item>,
+        results: Vec<Option<Result<M::Output, M::Error>>>,
+    ) -> Vec<Result<M::Output, M::Error>> {
         let mut answers = Vec::with_capacity(items.len());
         for (item, result) in items.into_iter().zip(results) {
             answers.push(match result {

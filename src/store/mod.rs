@@ -299,7 +299,7 @@ impl Store {
     /// A lane for writes of kind `M`, which the group-commit writer stores together (one
     /// transaction per batch, on either database).
     pub fn merge_lane<M: Merge>(&self, merge: M) -> std::sync::Arc<MergeLane<M>> {
-        MergeLane::new(merge)
+        MergeLane::new(merge, self.backend.failure_aborts_transaction())
     }
 
     /// Stores `item` together with the other items of its lane waiting in the group commit.

@@ -163,7 +163,7 @@ async fn append_many(
         update_counters(&changed, at).build(db),
         messages::Entity::insert_many(rows).build(db),
     ];
-    backend.execute_all(txn, statements).await?;
+    backend.execute_atomically(txn, statements).await?;
     Ok(done)
 }
 

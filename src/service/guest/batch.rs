@@ -213,22 +213,19 @@ async fn append_many(
         .values()
         .filter(|g| g.written)
         .partition(|g| g.is_new);
+    let db = txn.get_database_backend();
+    let mut statements = Vec::with_capacity(4);
     if !new.is_empty() {
         // Inserted with their final count and title; before their messages (foreign key).
-        conversation_cache::Entity::insert_many(
-            new.iter().map(|g| g.row.clone().into_active_model()),
-        )
-        .exec_without_returning(txn)
-        .await?;
+        let claimed = new.iter().map(|g| g.row.clone().into_active_model());
+        statements.push(conversation_cache::Entity::insert_many(claimed).build(db));
     }
-    let db = txn.get_database_backend();
-    let mut statements = Vec::with_capacity(3);
     if !known.is_empty() {
         statements.push(update_counters(&known, now, retention).build(db));
     }
     statements.push(message_cache::Entity::insert_many(rows).build(db));
     statements.push(cache_content_mapping::Entity::insert_many(ledger).build(db));
-    rules.backend.execute_all(txn, statements).await?;
+    rules.backend.execute_atomically(txn, statements).await?;
     Ok(done)
 }
 
