@@ -6,7 +6,7 @@
 mod common;
 
 use common::spawn_app;
-use reqwest::{Method, StatusCode};
+use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 #[tokio::test]
@@ -74,15 +74,7 @@ async fn simultaneous_account_appends_and_their_retries_store_each_message_once(
             assert_eq!(a.2, StatusCode::CREATED, "{}", a.3);
         }
 
-        let (status, page) = app
-            .authed(
-                Method::GET,
-                &format!("/v1/conversations/{id}/messages"),
-                &access,
-                None,
-            )
-            .await;
-        assert_eq!(status, StatusCode::OK, "{page}");
+        let page = app.messages(&access, id).await;
         let messages = page["messages"].as_array().expect("messages");
         let indexes: Vec<i64> = messages
             .iter()

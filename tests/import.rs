@@ -171,15 +171,7 @@ async fn a_chatgpt_export_imports_the_branch_chatgpt_shows_in_order() {
         .await;
     assert_eq!(status, StatusCode::OK, "{one}");
     assert_eq!(one["message_count"], 7);
-    let (status, page) = app
-        .authed(
-            Method::GET,
-            &format!("/v1/conversations/{id}/messages"),
-            &access,
-            None,
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{page}");
+    let page = app.messages(&access, id).await;
     assert_eq!(page["messages"][5]["role"], "tool");
 
     // The same file again: everything is already there.

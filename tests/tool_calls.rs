@@ -93,15 +93,7 @@ async fn a_guest_turn_with_a_tool_call_is_kept_as_sent_and_moves_with_the_guest(
     let (status, moved) = app.migrate(&guest, &access, &token).await;
     assert_eq!(status, StatusCode::OK, "{moved}");
     let id = moved["conversation_ids"][0].as_str().expect("conversation");
-    let (status, list) = app
-        .authed(
-            Method::GET,
-            &format!("/v1/conversations/{id}/messages"),
-            &access,
-            None,
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK);
+    let list = app.messages(&access, id).await;
     assert_eq!(tool_parts(&list["messages"]), expected_parts());
     let (status, export) = app
         .authed(

@@ -73,6 +73,14 @@ impl TestApp {
         m
     }
 
+    /// `GET /v1/conversations/{id}/messages`: the first page (asserts 200).
+    pub async fn messages(&self, access: &str, id: &str) -> Value {
+        let path = format!("/v1/conversations/{id}/messages");
+        let (status, page) = self.authed(Method::GET, &path, access, None).await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        page
+    }
+
     /// An authenticated request with a JSON body or none.
     pub async fn authed(
         &self,
